@@ -1,0 +1,3 @@
+from recog.cli.main import main
+
+main()

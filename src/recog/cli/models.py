@@ -1,0 +1,20 @@
+"""``recog models``: list registered presets."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("models")
+    def models_cmd() -> None:
+        """List registered model presets (any Hub id or local folder also works with --model)."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from recog.models.registry import list_presets
+
+        table = Table("preset", "input", "pretrained weights", "description")
+        for p in list_presets():
+            table.add_row(p.name, f"{p.preprocessing.size[0]}px", p.hub_id or "-- (from scratch)", p.description)
+        Console().print(table)

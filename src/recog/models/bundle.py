@@ -1,0 +1,216 @@
+"""The model bundle: a directory, never a pickle.
+
+```
+my-model/
+  recog.json         format version, task, labels, preprocessing, source model,
+                     training config, metrics, dataset fingerprint, package
+                     version, sha256 of every model file
+  config.json        the transformers config
+  model.safetensors  weights
+  model.onnx ...     optional exports, recorded in recog.json "files" when added
+  report/            optional evaluation output (not hashed: it is not loaded)
+```
+
+:func:`read_manifest` checks every hash recorded in ``files`` and refuses a
+bundle whose files changed.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from recog.errors import BundleError, BundleIntegrityError, ModelNotFoundError
+from recog.types import ModelInfo, Preprocessing
+
+if TYPE_CHECKING:
+    import torch
+
+BUNDLE_FORMAT_VERSION = 1
+MANIFEST = "recog.json"
+REQUIRED_FILES = ("config.json", "model.safetensors")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class BundleManifest:
+    """The parsed, verified contents of ``recog.json``."""
+
+    path: Path
+    task: str
+    labels: tuple[str, ...]
+    preprocessing: Preprocessing
+    files: dict[str, str]
+    raw: dict[str, Any] = field(repr=False)
+
+    @property
+    def info(self) -> ModelInfo:
+        return ModelInfo(task=self.task, labels=self.labels, preprocessing=self.preprocessing,
+                         source_model=self.raw.get("source_model", ""), metrics=self.raw.get("metrics", {}))
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".recog-", suffix=".json")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=2, sort_keys=False)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def save_bundle(out: str | Path, model: "torch.nn.Module", *, labels: list[str], preprocessing: Preprocessing,
+                task: str = "classify", source_model: str = "", extra: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` as a bundle at ``out``, replacing any bundle there atomically.
+
+    The bundle is written to a sibling temporary folder and renamed into place,
+    so an interruption never leaves a half-written bundle.
+
+    Args:
+        out: bundle folder to create.
+        model: a transformers ``PreTrainedModel``.
+        labels: class names in output order.
+        preprocessing: the input record every consumer reads back.
+        extra: more manifest fields (``training``, ``metrics``, ``dataset``...).
+    """
+    from recog import __version__
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-tmp-"))
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        for stray in tmp.iterdir():
+            if stray.name not in REQUIRED_FILES and stray.name != "generation_config.json":
+                raise BundleError(f"unexpected file {stray.name} written by save_pretrained.")
+        manifest = {
+            "format": "recog-bundle",
+            "format_version": BUNDLE_FORMAT_VERSION,
+            "task": task,
+            "labels": list(labels),
+            "preprocessing": preprocessing.to_dict(),
+            "source_model": source_model,
+            "recog_version": __version__,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            **(extra or {}),
+        }
+        manifest["files"] = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        _write_json_atomic(tmp / MANIFEST, manifest)
+        if out.exists():
+            old = out.with_name(f".{out.name}-old-{os.getpid()}")
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def read_manifest(path: str | Path, *, verify: bool = True) -> BundleManifest:
+    """Parse ``recog.json`` and (by default) check the sha256 of every listed file.
+
+    Raises:
+        ModelNotFoundError: the folder or its recog.json does not exist.
+        BundleError: malformed manifest or unknown format version.
+        BundleIntegrityError: a listed file is missing or its hash changed.
+    """
+    path = Path(path)
+    mpath = path / MANIFEST
+    if not path.is_dir():
+        raise ModelNotFoundError(f"{path}: no such model bundle folder.",
+                                 hint="pass the folder written by `recog train` (e.g. runs/NAME/best)")
+    if not mpath.is_file():
+        raise BundleError(f"{path}: not a recog bundle (no {MANIFEST}).",
+                          hint="pass a folder written by `recog train`; a plain transformers folder can be "
+                               "used with `recog train --model FOLDER`")
+    try:
+        raw = json.loads(mpath.read_text())
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{mpath}: not valid JSON ({exc}).") from exc
+    version = raw.get("format_version")
+    if raw.get("format") != "recog-bundle" or not isinstance(version, int):
+        raise BundleError(f"{mpath}: expected format 'recog-bundle' with an integer format_version.")
+    if version > BUNDLE_FORMAT_VERSION:
+        raise BundleError(f"{path}: bundle format {version} is newer than this recog understands "
+                          f"({BUNDLE_FORMAT_VERSION}).", hint="upgrade recog")
+    files = raw.get("files") or {}
+    for required in REQUIRED_FILES:
+        if required not in files:
+            raise BundleError(f"{path}: recog.json does not list {required}.")
+    if verify:
+        for name, digest in files.items():
+            fpath = path / name
+            if not fpath.is_file():
+                raise BundleIntegrityError(f"{path}: {name} is listed in recog.json but missing.",
+                                           hint="restore the bundle from its original copy")
+            if sha256_file(fpath) != digest:
+                raise BundleIntegrityError(
+                    f"{path}: {name} does not match the sha256 recorded in recog.json; the bundle was "
+                    "modified after it was written.",
+                    hint="restore the bundle from its original copy, or retrain/re-export it")
+    try:
+        prep = Preprocessing.from_dict(raw["preprocessing"])
+        labels = tuple(str(x) for x in raw["labels"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"{mpath}: bad labels or preprocessing ({exc}).") from exc
+    return BundleManifest(path=path, task=raw.get("task", "classify"), labels=labels, preprocessing=prep,
+                          files=dict(files), raw=raw)
+
+
+def update_bundle(path: str | Path, *, add_files: list[str] | tuple[str, ...] = (),
+                  remove_files: list[str] | tuple[str, ...] = (), updates: dict[str, Any] | None = None) -> BundleManifest:
+    """Record new files (hashing them) and merge ``updates`` into recog.json.
+
+    Call after writing e.g. ``model.onnx`` into the bundle. The existing files
+    are verified first, so an export never blesses a tampered bundle.
+    """
+    manifest = read_manifest(path)
+    raw = dict(manifest.raw)
+    files = dict(manifest.files)
+    for name in remove_files:
+        files.pop(name, None)
+    for name in add_files:
+        fpath = Path(path) / name
+        if not fpath.is_file():
+            raise BundleError(f"{fpath}: cannot record a file that does not exist.")
+        files[name] = sha256_file(fpath)
+    raw.update(updates or {})
+    raw["files"] = files
+    _write_json_atomic(Path(path) / MANIFEST, raw)
+    return read_manifest(path, verify=False)
+
+
+def load_torch_model(manifest: BundleManifest) -> "torch.nn.Module":
+    """The bundle's transformers model in eval mode, from config.json + safetensors."""
+    from transformers import AutoConfig, AutoModelForImageClassification
+    from safetensors.torch import load_file
+
+    config = AutoConfig.from_pretrained(str(manifest.path), trust_remote_code=False)
+    model = AutoModelForImageClassification.from_config(config)
+    state = load_file(str(manifest.path / "model.safetensors"))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        raise BundleError(f"{manifest.path}: model.safetensors does not fit config.json "
+                          f"(missing {missing[:3]}, unexpected {unexpected[:3]}).")
+    return model.eval()

@@ -1,0 +1,211 @@
+"""Predictor: preprocessing, a backend that maps batches to logits, postprocessing.
+
+Backends implement :class:`Backend` (``infer(batch) -> logits``). The torch
+backend runs the bundle's safetensors weights; other backends (ONNX Runtime)
+register themselves in :data:`BACKENDS`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterable, Protocol, Sequence
+
+import numpy as np
+
+from recog.errors import ConfigError, ImageError, RecogError
+from recog.io import DEFAULT_MAX_PIXELS, load_image
+from recog.io.image import ImageSource
+from recog.models.bundle import BundleManifest, read_manifest
+from recog.types import Classification, Label, ModelInfo, PredictionFailure
+
+
+class Backend(Protocol):
+    """Maps a float32 ``(N, 3, H, W)`` batch to float32 ``(N, C)`` logits."""
+
+    name: str
+
+    def infer(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+class TorchBackend:
+    """PyTorch eager inference on the bundle's weights."""
+
+    name = "torch"
+
+    def __init__(self, manifest: BundleManifest, *, device: str = "cpu", threads: int | None = None) -> None:
+        import torch
+
+        from recog.models.bundle import load_torch_model
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.device = torch.device(device)
+        self.model = load_torch_model(manifest).to(self.device)
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
+            return self.model(pixel_values=x).logits.float().cpu().numpy()
+
+
+#: backend name → factory(manifest, **options). Extended by recog.runtime.onnx.
+BACKENDS: dict[str, Callable[..., Backend]] = {"torch": TorchBackend}
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of ``(N, C)`` logits, numerically stable."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def top_k_labels(probs: np.ndarray, labels: Sequence[str], k: int) -> list[tuple[Label, ...]]:
+    """Top-k ``Label`` tuples per row of ``(N, C)`` probabilities, best first."""
+    k = max(1, min(k, probs.shape[1]))
+    idx = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    return [tuple(Label(labels[j], int(j), float(row[j])) for j in order) for row, order in zip(probs, idx)]
+
+
+class Predictor:
+    """A loaded model: ``predict`` images to :class:`Classification` results.
+
+    Example:
+        >>> model = recog.load("runs/pets/best")                # doctest: +SKIP
+        >>> model.predict("cat.jpg", top_k=3).to_dict()         # doctest: +SKIP
+    """
+
+    def __init__(self, manifest: BundleManifest, backend: Backend, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        self.manifest = manifest
+        self.backend = backend
+        self.max_pixels = max_pixels
+
+    @property
+    def info(self) -> ModelInfo:
+        return self.manifest.info
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.manifest.labels
+
+    @property
+    def path(self) -> Path:
+        return self.manifest.path
+
+    def load_image(self, source: ImageSource):
+        """Decode safely, reducing big JPEGs to near the model's input size while decoding."""
+        h, w = self.manifest.preprocessing.size
+        return load_image(source, max_pixels=self.max_pixels, reduce_to=(w, h))
+
+    def preprocess(self, source: ImageSource) -> np.ndarray:
+        """Image (path, bytes, PIL, array) → float32 ``(3, H, W)``."""
+        from recog.data.transforms import preprocess
+
+        return preprocess(self.load_image(source), self.manifest.preprocessing)
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """float32 ``(N, 3, H, W)`` → float32 ``(N, C)`` logits."""
+        return self.backend.infer(batch)
+
+    def postprocess(self, logits: np.ndarray, *, top_k: int = 5,
+                    sources: Sequence[str | None] | None = None) -> list[Classification]:
+        probs = softmax(np.asarray(logits, dtype=np.float64))
+        tops = top_k_labels(probs, self.labels, top_k)
+        sources = sources or [None] * len(tops)
+        return [Classification(top=t, source=s) for t, s in zip(tops, sources)]
+
+    def predict(self, images: ImageSource | Sequence[ImageSource], *, top_k: int = 5,
+                batch_size: int = 32) -> Classification | list[Classification]:
+        """Classify one image or a list of images.
+
+        A single input returns one :class:`Classification`; a list returns a
+        list. Any bad image raises (use :meth:`predict_many` to collect failures).
+        """
+        single = not isinstance(images, (list, tuple))
+        items = [images] if single else list(images)
+        results: list[Classification] = []
+        for start in range(0, len(items), batch_size):
+            chunk = items[start:start + batch_size]
+            batch = np.stack([self.preprocess(x) for x in chunk])
+            names = [str(x) if isinstance(x, (str, Path)) else None for x in chunk]
+            results.extend(self.postprocess(self.infer(batch), top_k=top_k, sources=names))
+        return results[0] if single else results
+
+    def predict_many(self, sources: Iterable[str | Path], *, top_k: int = 5, batch_size: int = 32,
+                     progress: Callable[[int], None] | None = None) -> list[Classification | PredictionFailure]:
+        """Classify files in batches; an unreadable file becomes a :class:`PredictionFailure`."""
+        out: list[Classification | PredictionFailure] = []
+        pending: list[tuple[int, str, np.ndarray]] = []
+
+        def flush() -> None:
+            if not pending:
+                return
+            logits = self.infer(np.stack([p[2] for p in pending]))
+            for (slot, name, _), res in zip(pending, self.postprocess(logits, top_k=top_k,
+                                                                       sources=[p[1] for p in pending])):
+                out[slot] = res
+            if progress:
+                progress(len(pending))
+            pending.clear()
+
+        for src in sources:
+            name = str(src)
+            out.append(None)  # type: ignore[arg-type]
+            try:
+                pending.append((len(out) - 1, name, self.preprocess(src)))
+            except ImageError as exc:
+                out[-1] = PredictionFailure(name, exc.code, str(exc))
+                if progress:
+                    progress(1)
+            if len(pending) >= batch_size:
+                flush()
+        flush()
+        return out
+
+
+def load(path: str | Path, *, backend: str = "auto", **options) -> Predictor:
+    """Load a model bundle for inference.
+
+    Args:
+        path: bundle folder (``runs/NAME/best``).
+        backend: ``"torch"``, another registered backend (``"onnx"``,
+            ``"onnx-int8"``), or ``"auto"``: the fastest artifact in the bundle
+            whose parity check passed, else torch.
+        options: backend options (``threads``, ``device``).
+
+    Raises:
+        ModelNotFoundError / BundleError / BundleIntegrityError: see
+        :func:`recog.models.bundle.read_manifest`.
+    """
+    manifest = read_manifest(path)
+    if backend == "auto":
+        backend = _auto_backend(manifest)
+    if backend not in BACKENDS:
+        _register_optional_backends()
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; expected one of auto, {', '.join(sorted(BACKENDS))}.")
+    return Predictor(manifest, BACKENDS[backend](manifest, **options))
+
+
+def _register_optional_backends() -> None:
+    try:
+        import recog.runtime.onnx  # noqa: F401  (registers onnx backends)
+    except ImportError:
+        pass
+
+
+def _auto_backend(manifest: BundleManifest) -> str:
+    """The fastest exported artifact whose parity check passed, else torch."""
+    exports = manifest.raw.get("exports") or {}
+    verified = [(v.get("speed_rank", 99), name) for name, v in exports.items()
+                if v.get("verified") and v.get("file") in manifest.files]
+    if verified:
+        _register_optional_backends()
+        for _, name in sorted(verified):
+            if name in BACKENDS:
+                return name
+    return "torch"
+
+
+__all__ = ["BACKENDS", "Backend", "Predictor", "RecogError", "TorchBackend", "load", "softmax", "top_k_labels"]

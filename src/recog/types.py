@@ -1,0 +1,122 @@
+"""Typed results. Every result has ``to_dict()``; its field names are the JSON
+names used by the CLI, the Python API and the HTTP API alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Label:
+    """One class and its probability."""
+
+    label: str
+    index: int
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "index": self.index, "score": round(float(self.score), 6)}
+
+
+@dataclass(frozen=True)
+class Classification:
+    """Top-k classes of one image, best first.
+
+    Example:
+        >>> c = Classification(top=(Label("cat", 0, 0.9), Label("dog", 1, 0.1)))
+        >>> c.label, c.score
+        ('cat', 0.9)
+    """
+
+    top: tuple[Label, ...]
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.top:
+            raise ValueError("Classification needs at least one label")
+        scores = [t.score for t in self.top]
+        if scores != sorted(scores, reverse=True):
+            raise ValueError("Classification.top must be sorted by score, best first")
+
+    @property
+    def label(self) -> str:
+        return self.top[0].label
+
+    @property
+    def score(self) -> float:
+        return self.top[0].score
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"label": self.label, "score": round(float(self.score), 6),
+                               "top": [t.to_dict() for t in self.top]}
+        if self.source is not None:
+            out["source"] = self.source
+        return out
+
+
+@dataclass(frozen=True)
+class PredictionFailure:
+    """An input that could not be classified, and why."""
+
+    source: str
+    code: str
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "error": {"code": self.code, "detail": self.detail}}
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How raw RGB images become model input; saved beside the weights.
+
+    Attributes:
+        size: (height, width) of the model input in pixels.
+        resize: ``"shorter_crop"`` (resize the shorter side to size/crop_pct,
+            then center crop), ``"stretch"`` (resize to size, aspect not kept)
+            or ``"letterbox"`` (fit inside, pad with the mean colour).
+        crop_pct: fraction of the resized image kept by the center crop.
+        mean, std: per-channel normalization on [0, 1] RGB values.
+    """
+
+    size: tuple[int, int] = (224, 224)
+    resize: str = "shorter_crop"
+    crop_pct: float = 0.875
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    RESIZE_POLICIES = ("shorter_crop", "stretch", "letterbox")
+
+    def __post_init__(self) -> None:
+        if self.resize not in self.RESIZE_POLICIES:
+            raise ValueError(f"resize policy must be one of {self.RESIZE_POLICIES}, got {self.resize!r}")
+        if not (0.1 <= self.crop_pct <= 1.0):
+            raise ValueError(f"crop_pct must be in [0.1, 1], got {self.crop_pct}")
+        if len(self.size) != 2 or min(self.size) < 8:
+            raise ValueError(f"size must be (height, width) of at least 8 px, got {self.size}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"size": list(self.size), "resize": self.resize, "crop_pct": self.crop_pct,
+                "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Preprocessing":
+        return cls(size=tuple(d["size"]), resize=d.get("resize", "shorter_crop"),
+                   crop_pct=float(d.get("crop_pct", 0.875)), mean=tuple(d["mean"]), std=tuple(d["std"]))
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a loaded model is: its task, labels, preprocessing and provenance."""
+
+    task: str
+    labels: tuple[str, ...]
+    preprocessing: Preprocessing
+    source_model: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"task": self.task, "labels": list(self.labels),
+                "preprocessing": self.preprocessing.to_dict(),
+                "source_model": self.source_model, "metrics": self.metrics}
