@@ -25,7 +25,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from recog.errors import BundleError, BundleIntegrityError, ModelNotFoundError
 from recog.types import ModelInfo, Preprocessing
@@ -74,7 +74,8 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
 
 
 def save_bundle(out: str | Path, model: "torch.nn.Module", *, labels: list[str], preprocessing: Preprocessing,
-                task: str = "classify", source_model: str = "", extra: dict[str, Any] | None = None) -> Path:
+                task: str = "classify", source_model: str = "", extra: dict[str, Any] | None = None,
+                write_extra: Callable[[Path], None] | None = None) -> Path:
     """Write ``model`` as a bundle at ``out``, replacing any bundle there atomically.
 
     The bundle is written to a sibling temporary folder and renamed into place,
@@ -86,6 +87,8 @@ def save_bundle(out: str | Path, model: "torch.nn.Module", *, labels: list[str],
         labels: class names in output order.
         preprocessing: the input record every consumer reads back.
         extra: more manifest fields (``training``, ``metrics``, ``dataset``...).
+        write_extra: called with the temporary folder to add files that are
+            not part of the model (training state); they are not hashed.
     """
     from recog import __version__
 
@@ -113,6 +116,8 @@ def save_bundle(out: str | Path, model: "torch.nn.Module", *, labels: list[str],
         }
         manifest["files"] = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
         _write_json_atomic(tmp / MANIFEST, manifest)
+        if write_extra is not None:
+            write_extra(tmp)
         if out.exists():
             old = out.with_name(f".{out.name}-old-{os.getpid()}")
             os.replace(out, old)

@@ -1,0 +1,62 @@
+"""Rich progress bars for long work (training, decoding, prediction)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from recog.engine.train import Reporter
+
+console = Console(stderr=True)
+
+
+def make_progress() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                    TimeRemainingColumn(), console=console, transient=False)
+
+
+class RichReporter(Reporter):
+    """Training progress: one bar per stage and per epoch with loss, accuracy, images/s and ETA."""
+
+    def __init__(self) -> None:
+        self.progress = make_progress()
+        self.progress.start()
+        self.task = None
+
+    def close(self) -> None:
+        self.progress.stop()
+
+    def stage(self, name: str, total: int) -> Callable[[int], None]:
+        task = self.progress.add_task(name, total=total, stats="")
+        return lambda n: self.progress.advance(task, n)
+
+    def epoch_start(self, epoch: int, epochs: int, steps: int) -> None:
+        self.task = self.progress.add_task(f"epoch {epoch + 1}/{epochs}", total=steps, stats="")
+
+    def step(self, loss: float, acc: float, images_per_s: float) -> None:
+        self.progress.update(self.task, advance=1,
+                             stats=f"loss {loss:.4f} acc {acc:.3f} {images_per_s:,.0f} img/s")
+
+    def epoch_end(self, row: dict[str, float], improved: bool) -> None:
+        val = "" if row["val_acc"] != row["val_acc"] else f" | val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}"
+        self.progress.update(self.task, stats=(f"loss {row['train_loss']:.4f} acc {row['train_acc']:.3f} "
+                                               f"{row['images_per_s']:,.0f} img/s{val}{' *best' if improved else ''}"))
+
+    def message(self, text: str) -> None:
+        self.progress.console.print(text)
+
+
+def bar(description: str, total: int):
+    """A context-managed single progress bar; yields ``advance(n)``."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def _cm():
+        with make_progress() as p:
+            task = p.add_task(description, total=total, stats="")
+            yield lambda n=1: p.advance(task, n)
+
+    return _cm()

@@ -1,0 +1,1 @@
+"""Task-agnostic loops: training, evaluation."""
