@@ -349,7 +349,6 @@ def resume(run_dir: str | Path, reporter: Reporter | None = None, *, epochs: int
         epochs: a new total epoch count, to extend a finished run.
     """
     from recog.engine.state import STATE_JSON, load_state
-    from safetensors.torch import load_file
 
     run_dir = Path(run_dir)
     last = run_dir / "last"
@@ -368,7 +367,9 @@ def resume(run_dir: str | Path, reporter: Reporter | None = None, *, epochs: int
     session.cfg = config
     if manifest.raw.get("dataset", {}).get("fingerprint") != session.dataset.fingerprint():
         rep.message("warning: the dataset changed since this run started")
-    session.model.load_state_dict(load_file(str(last / "model.safetensors")))
+    from recog.models.bundle import load_torch_model
+
+    session.model.load_state_dict(load_torch_model(manifest).to(session.device).state_dict())
     session.load_state(load_state(last))
     session.total_steps = session.steps_per_epoch * config.epochs
     if session.epoch >= config.epochs:

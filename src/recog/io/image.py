@@ -179,7 +179,8 @@ def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS, max
     except (ImageTooLargeError,):
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(f"{name}: {exc}", hint="resize the image or raise the pixel cap") from exc
+        raise ImageTooLargeError(f"{name}: the image is over the {max_pixels:,}-pixel cap ({exc}).",
+                                 hint="resize the image or raise the pixel cap") from exc
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
         raise CorruptImageError(f"{name}: cannot decode {fmt.upper()} data ({exc}).",
                                 hint="the file is truncated or damaged; re-export it") from exc

@@ -206,16 +206,18 @@ def update_bundle(path: str | Path, *, add_files: list[str] | tuple[str, ...] = 
 
 
 def load_torch_model(manifest: BundleManifest) -> "torch.nn.Module":
-    """The bundle's transformers model in eval mode, from config.json + safetensors."""
-    from transformers import AutoConfig, AutoModelForImageClassification
-    from safetensors.torch import load_file
+    """The bundle's transformers model in eval mode, from config.json + model.safetensors.
 
-    config = AutoConfig.from_pretrained(str(manifest.path), trust_remote_code=False)
-    model = AutoModelForImageClassification.from_config(config)
-    state = load_file(str(manifest.path / "model.safetensors"))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
-    if missing or unexpected:
-        raise BundleError(f"{manifest.path}: model.safetensors does not fit config.json "
-                          f"(missing {missing[:3]}, unexpected {unexpected[:3]}).")
+    Goes through ``from_pretrained`` (never remote code, never pickles), which
+    also maps checkpoint key names between transformers versions.
+    """
+    from transformers import AutoModelForImageClassification
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    try:
+        model = AutoModelForImageClassification.from_pretrained(
+            str(manifest.path), local_files_only=True, use_safetensors=True, trust_remote_code=False)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise BundleError(f"{manifest.path}: model.safetensors does not load with config.json ({exc}).") from exc
     return model.eval()

@@ -1,0 +1,90 @@
+"""``recog predict``: classify files, folders and globs with a bundle or a running server."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from typing import List, Optional
+
+import typer
+
+FORMATS = ("table", "jsonl", "csv")
+
+
+def _emit(results, fmt: str, top_k: int) -> None:
+    from recog.types import PredictionFailure
+
+    if fmt == "jsonl":
+        for r in results:
+            sys.stdout.write(json.dumps(r.to_dict()) + "\n")
+        return
+    if fmt == "csv":
+        w = csv.writer(sys.stdout)
+        w.writerow(["source", "rank", "label", "score", "error"])
+        for r in results:
+            if isinstance(r, PredictionFailure):
+                w.writerow([r.source, "", "", "", f"{r.code}: {r.detail}"])
+            else:
+                for rank, t in enumerate(r.top, 1):
+                    w.writerow([r.source, rank, t.label, f"{t.score:.6f}", ""])
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("source", *[f"#{i}" for i in range(1, top_k + 1)])
+    for r in results:
+        if isinstance(r, PredictionFailure):
+            table.add_row(r.source, f"[red]{r.code}[/]", *[""] * (top_k - 1))
+        else:
+            cells = [f"{t.label} {t.score:.3f}" for t in r.top] + [""] * (top_k - len(r.top))
+            table.add_row(r.source, *cells)
+    Console(width=max(100, 24 * (top_k + 2))).print(table)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("predict")
+    def predict_cmd(
+        args: List[str] = typer.Argument(..., help="BUNDLE then images, folders or globs; with --server only images."),
+        top_k: int = typer.Option(5, "--top-k", "-k", min=1),
+        fmt: str = typer.Option("table", "--format", "-f", help="table | jsonl | csv"),
+        batch_size: int = typer.Option(32, "--batch-size", "-b", min=1),
+        backend: str = typer.Option("auto", help="auto | torch | onnx | onnx-int8"),
+        server: Optional[str] = typer.Option(None, "--server", help="Send images to a running `recog serve` at this URL."),
+        model_name: Optional[str] = typer.Option(None, "--model", help="Model name on the server (with --server)."),
+        api_key: Optional[str] = typer.Option(None, "--api-key", envvar="RECOG_API_KEY", help="API key for --server."),
+    ) -> None:
+        """Classify images. Exits 1 when any input failed, listing the failures on stderr."""
+        from recog.cli.inputs import expand_inputs
+        from recog.cli.progress import bar, console
+        from recog.types import PredictionFailure
+
+        if fmt not in FORMATS:
+            raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
+        if server is None:
+            if len(args) < 2:
+                raise typer.BadParameter("give a model bundle and at least one image: recog predict BUNDLE IMAGE...")
+            bundle, items = args[0], args[1:]
+        else:
+            bundle, items = None, args
+        paths, missing = expand_inputs(items)
+        results: list = []
+        if paths:
+            if server is not None:
+                from recog.client import Client
+
+                results = Client(server, api_key=api_key).predict_many(paths, model=model_name, top_k=top_k)
+            else:
+                import recog
+
+                model = recog.load(bundle, backend=backend)
+                with bar(f"predicting ({model.backend.name})", len(paths)) as advance:
+                    results = model.predict_many(paths, top_k=top_k, batch_size=batch_size, progress=advance)
+        results += [PredictionFailure(item, "not_found", reason) for item, reason in missing]
+        _emit(results, fmt, top_k)
+        failures = [r for r in results if isinstance(r, PredictionFailure)]
+        if failures:
+            for f in failures:
+                console.print(f"[red]failed[/] {f.source}: {f.detail}")
+            console.print(f"{len(failures)} of {len(results)} input(s) failed")
+            raise typer.Exit(1)

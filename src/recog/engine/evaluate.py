@@ -1,0 +1,112 @@
+"""Evaluate a bundle on a labelled dataset: probabilities → metrics, plots, report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from recog.errors import DatasetError
+
+
+@dataclass
+class EvaluationResult:
+    metrics: dict[str, Any]
+    report: Path
+    out_dir: Path
+    split: str
+    failures: list[tuple[str, str]]
+
+
+def choose_split(dataset, split: str | None) -> tuple[list, str]:
+    """The samples to evaluate: ``split`` if given; else test, else val, else everything."""
+    if split is not None:
+        samples = dataset.split(split) if dataset.has_splits else []
+        if not samples:
+            raise DatasetError(f"{dataset.root}: has no {split!r} split.",
+                               hint="omit --split to use test/ (or every image when there are no splits)")
+        return samples, split
+    for name in ("test", "val"):
+        if dataset.split(name):
+            return dataset.split(name), name
+    return list(dataset.samples), "all"
+
+
+def predict_probabilities(predictor, paths: list, *, batch_size: int = 64,
+                          progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, list[int], list[tuple[str, str]]]:
+    """Softmax probabilities ``(M, C)`` for the paths that decode, their indices, and failures."""
+    from recog.errors import ImageError
+    from recog.runtime.predictor import softmax
+
+    probs: list[np.ndarray] = []
+    kept: list[int] = []
+    failures: list[tuple[str, str]] = []
+    batch: list[np.ndarray] = []
+
+    def flush() -> None:
+        if batch:
+            probs.append(softmax(predictor.infer(np.stack(batch)).astype(np.float64)))
+            if progress:
+                progress(len(batch))
+            batch.clear()
+
+    for i, path in enumerate(paths):
+        try:
+            batch.append(predictor.preprocess(path))
+            kept.append(i)
+        except ImageError as exc:
+            failures.append((str(path), str(exc)))
+            if progress:
+                progress(1)
+        if len(batch) >= batch_size:
+            flush()
+    flush()
+    c = len(predictor.labels)
+    return (np.concatenate(probs) if probs else np.zeros((0, c))), kept, failures
+
+
+def evaluate(bundle: str | Path, data: str | Path, *, split: str | None = None, out: str | Path | None = None,
+             backend: str = "auto", batch_size: int = 64,
+             progress_factory: Callable[[str, int], Any] | None = None) -> EvaluationResult:
+    """Evaluate ``bundle`` on ``data`` and write ``metrics.json``, plots and ``report.html``.
+
+    Args:
+        out: report folder; default ``BUNDLE/report``.
+        progress_factory: ``(description, total) -> context manager yielding advance(n)``.
+    """
+    import recog
+    from recog.data import load_dataset
+    from recog.metrics import write_report
+
+    predictor = recog.load(bundle, backend=backend)
+    dataset = load_dataset(data)
+    samples, split_name = choose_split(dataset, split)
+    unknown = sorted({s.label for s in samples} - set(predictor.labels))
+    if unknown:
+        raise DatasetError(f"{data}: labels {unknown[:10]} are not among the model's labels "
+                           f"({', '.join(predictor.labels[:10])}{'...' if len(predictor.labels) > 10 else ''}).",
+                           hint="evaluate on data with the same class folder names the model was trained on")
+    paths = [s.path for s in samples]
+    if progress_factory is None:
+        probs, kept, failures = predict_probabilities(predictor, paths, batch_size=batch_size)
+    else:
+        with progress_factory(f"evaluating ({predictor.backend.name})", len(paths)) as advance:
+            probs, kept, failures = predict_probabilities(predictor, paths, batch_size=batch_size, progress=advance)
+    if not kept:
+        raise DatasetError(f"{data}: none of the {len(paths)} images could be read.")
+    index = {name: i for i, name in enumerate(predictor.labels)}
+    kept_samples = [samples[i] for i in kept]
+    y_true = np.array([index[s.label] for s in kept_samples])
+    groups = [s.group or "(none)" for s in kept_samples] if dataset.has_groups else None
+    out_dir = Path(out) if out is not None else Path(bundle) / "report"
+    info = {**predictor.info.to_dict(), "backend": predictor.backend.name, "bundle": str(bundle),
+            "data": str(data), "split": split_name, "skipped_files": len(failures)}
+    report = write_report(out_dir, y_true, probs, list(predictor.labels), sources=[str(s.path) for s in kept_samples],
+                          groups=groups, title=f"recog evaluation: {Path(bundle).name} on {split_name}",
+                          model_info=info)
+    import json
+
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    return EvaluationResult(metrics, report, out_dir, split_name, failures)
