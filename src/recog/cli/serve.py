@@ -1,0 +1,81 @@
+"""``recog serve``: run the recognition service; ``recog api-key add``: create an API key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("serve")
+    def serve_cmd(
+        bundles: list[Path] = typer.Argument(None, help="Bundle folders to serve (runs/NAME/best). The first is the default model."),
+        name: list[str] = typer.Option(None, "--name", "-n", help="URL name per bundle, in order (default: the run's folder name)."),
+        host: Optional[str] = typer.Option(None, help="Address to bind [default 127.0.0.1]; others need --api-keys."),
+        port: Optional[int] = typer.Option(None, "--port", "-p", help="Port [default 8000]."),
+        backend: Optional[str] = typer.Option(None, help="auto, torch, onnx, onnx-int8 ... [default auto]."),
+        api_keys: Optional[Path] = typer.Option(None, "--api-keys", help="Hashed API key file (recog api-key add)."),
+        config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML/JSON settings file."),
+        max_batch_size: Optional[int] = typer.Option(None, help="Images per inference batch; 1 turns batching off [16]."),
+        max_delay_ms: Optional[float] = typer.Option(None, help="Most a batch waits to fill, in ms [5]."),
+        max_queue: Optional[int] = typer.Option(None, help="Images queued per model before 429 [256]."),
+        timeout: Optional[float] = typer.Option(None, "--timeout", help="Request deadline in seconds (504 past it) [30]."),
+        max_body_mb: Optional[float] = typer.Option(None, help="Request body cap in MB [10]."),
+        max_pixels: Optional[int] = typer.Option(None, help="Decoded pixel cap per image [50000000]."),
+        threads: Optional[int] = typer.Option(None, help="Inference threads per model [torch default]."),
+        cors_origin: list[str] = typer.Option(None, "--cors-origin", help="Allow this browser origin (repeatable); CORS is off by default."),
+        drain_delay: Optional[float] = typer.Option(None, help="Seconds of 503 readiness after SIGTERM before closing [0]."),
+        access_log: Optional[bool] = typer.Option(None, "--access-log/--no-access-log", help="uvicorn access log [off]."),
+    ) -> None:
+        """Serve bundles over HTTP: JSON API under /v1, web page at /, metrics at /metrics.
+
+        Settings come from flags, then RECOG_SERVE_* environment variables, then --config.
+        """
+        from recog.serve.server import serve
+        from recog.serve.settings import default_model_name, load_settings
+
+        models = None
+        if bundles:
+            names = list(name or [])
+            if len(names) > len(bundles):
+                raise typer.BadParameter(f"{len(names)} --name values for {len(bundles)} bundles.")
+            names += [default_model_name(b) for b in bundles[len(names):]]
+            models = dict(zip(names, bundles))
+            if len(models) != len(bundles):
+                raise typer.BadParameter("two bundles would get the same name; give each a --name.")
+        settings = load_settings(
+            config_file=config, models=models, host=host, port=port, backend=backend, api_keys_file=api_keys,
+            max_batch_size=max_batch_size, max_delay_ms=max_delay_ms, max_queue=max_queue,
+            request_timeout_s=timeout, max_body_bytes=None if max_body_mb is None else int(max_body_mb * 1024 * 1024),
+            max_pixels=max_pixels, threads=threads, cors_origins=tuple(cors_origin or ()),
+            drain_delay_s=drain_delay, access_log=access_log)
+        _check_bundles(settings)
+        typer.echo(f"serving {', '.join(settings.model_names)} at http://{settings.host}:{settings.port}/ "
+                   f"(API: /v1/models, docs: /docs)", err=True)
+        serve(settings)
+
+    keys_app = typer.Typer(help="Manage API keys (stored hashed; each key is shown once).", no_args_is_help=True)
+
+    @keys_app.command("add")
+    def add_cmd(file: Path = typer.Argument(..., help="Key file to create or append to."),
+                name: str = typer.Option(..., "--name", help="Who or what uses the key (one word)."),
+                admin: bool = typer.Option(False, "--admin", help="Allow admin operations (model reload).")) -> None:
+        """Create a key, store its hash in FILE, print the key once."""
+        from recog.serve.auth import add_key
+
+        key = add_key(file, name=name, role="admin" if admin else "user")
+        typer.echo(key)
+        typer.echo(f"stored the hash of this {'admin' if admin else 'user'} key in {file}; "
+                   "the key itself is not stored anywhere, keep it now.", err=True)
+
+    app.add_typer(keys_app, name="api-key")
+
+
+def _check_bundles(settings) -> None:
+    """Fail before binding when a bundle is missing or tampered (the lifespan loads it for real)."""
+    from recog.models.bundle import read_manifest
+
+    for spec in settings.models:
+        read_manifest(spec.path)

@@ -1,0 +1,34 @@
+"""The recognition service: FastAPI app, dynamic batching, API keys, metrics, web page.
+
+Example:
+    >>> from recog.serve import run_server
+    >>> run_server({"pets": "runs/pets/best"})          # doctest: +SKIP  (http://127.0.0.1:8000)
+
+Pieces: :mod:`~recog.serve.settings` (configuration), :mod:`~recog.serve.app`
+(``create_app``), :mod:`~recog.serve.routes`, :mod:`~recog.serve.batching`,
+:mod:`~recog.serve.auth`, :mod:`~recog.serve.metrics`, :mod:`~recog.serve.problems`
+(errors → problem+json), :mod:`~recog.serve.server` (uvicorn, graceful drain).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_LAZY = {
+    "create_app": ("recog.serve.app", "create_app"),
+    "run_server": ("recog.serve.server", "run_server"),
+    "Settings": ("recog.serve.settings", "Settings"),
+    "ModelSpec": ("recog.serve.settings", "ModelSpec"),
+    "load_settings": ("recog.serve.settings", "load_settings"),
+}
+
+__all__ = ["ModelSpec", "Settings", "create_app", "load_settings", "run_server"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'recog.serve' has no attribute {name!r}")

@@ -1,0 +1,107 @@
+"""The FastAPI application factory.
+
+Example:
+    >>> from recog.serve import create_app, load_settings
+    >>> app = create_app(load_settings(models={"pets": "runs/pets/best"}))   # doctest: +SKIP
+    >>> # uvicorn.run(app)  -- or recog.serve.run_server({"pets": "runs/pets/best"})
+
+Models load (and warm) in the lifespan, so building the app is instant and a
+test can inspect an app that is not ready yet. The app holds a
+:class:`ServiceState`; routes reach it through ``request.app.state.recog``.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from recog.serve.auth import KeyStore
+from recog.serve.metrics import EdgeMiddleware, ServeMetrics
+from recog.serve.models import ModelPool
+from recog.serve.settings import Settings
+
+log = logging.getLogger("recog.serve")
+
+
+@dataclass(eq=False)
+class ServiceState:
+    """Everything the routes share: settings, models, keys, metrics, readiness."""
+
+    settings: Settings
+    metrics: ServeMetrics
+    pool: ModelPool
+    keys: KeyStore | None
+    executor: ThreadPoolExecutor | None = None
+    ready: bool = False
+    draining: bool = False
+    extra: dict = field(default_factory=dict)  # room for other routers' state (faces collections, ...)
+
+
+def create_app(settings: Settings):
+    """Build the service for ``settings``; models load when the app's lifespan starts.
+
+    Raises:
+        ConfigError: bad API key file (checked now, not at the first request).
+    """
+    from fastapi import FastAPI
+    from fastapi.staticfiles import StaticFiles
+
+    from recog import __version__
+    from recog.serve import routes
+    from recog.serve.problems import install_handlers
+
+    metrics = ServeMetrics()
+    keys = KeyStore.from_file(settings.api_keys_file) if settings.api_keys_file else None
+    state = ServiceState(settings=settings, metrics=metrics, pool=ModelPool(settings, metrics), keys=keys)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        state.executor = ThreadPoolExecutor(max_workers=settings.preprocess_workers,
+                                            thread_name_prefix="recog-preprocess")
+        try:
+            await state.pool.load_all()
+            state.ready = True
+            log.info("ready: %d model(s) %s", len(state.pool.models), ", ".join(state.pool.models))
+            yield
+        finally:
+            state.ready = False
+            state.draining = True
+            await state.pool.close()
+            state.executor.shutdown(wait=True, cancel_futures=True)
+
+    app = FastAPI(title="recog", version=__version__, lifespan=lifespan,
+                  description="Image recognition service: classify images with the models loaded here. "
+                              "Errors are application/problem+json with a stable `code`.",
+                  docs_url="/docs" if settings.docs else None, redoc_url=None,
+                  openapi_url="/openapi.json" if settings.docs else None)
+    app.state.recog = state
+    install_handlers(app)
+
+    from fastapi import Depends
+
+    auth = [Depends(routes.require_key)]
+    app.include_router(routes.api)
+    app.include_router(routes.ops)
+    app.include_router(routes.web)
+    app.mount("/static", StaticFiles(directory=str(routes.static_dir())), name="static")
+    _include_domain_routers(app, auth)
+
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "X-API-Key", "Content-Type"], allow_credentials=False)
+    app.add_middleware(EdgeMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    return app
+
+
+def _include_domain_routers(app, auth) -> None:
+    """Routers other domains contribute (one line each), behind the same API keys."""
+    import importlib.util
+
+    if importlib.util.find_spec("recog.serve.faces") is not None:
+        from recog.serve import faces
+
+        app.include_router(faces.router, dependencies=auth)
