@@ -27,9 +27,10 @@ _LAZY = {
     "load_image": ("recog.io", "load_image"),
     "create_model": ("recog.models.registry", "create_model"),
     "list_presets": ("recog.models.registry", "list_presets"),
+    "Client": ("recog.client", "Client"),
 }
 
-__all__ = ["Classification", "Label", "ModelInfo", "PredictionFailure", "Predictor", "Preprocessing",
+__all__ = ["Classification", "Client", "Label", "ModelInfo", "PredictionFailure", "Predictor", "Preprocessing",
            "__version__", "create_model", "errors", "list_presets", "load", "load_image"]
 
 
