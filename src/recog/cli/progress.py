@@ -23,17 +23,25 @@ class RichReporter(Reporter):
 
     def __init__(self) -> None:
         self.progress = make_progress()
-        self.progress.start()
+        self.started = False
         self.task = None
 
+    def _ensure_started(self) -> None:
+        if not self.started:
+            self.progress.start()
+            self.started = True
+
     def close(self) -> None:
-        self.progress.stop()
+        if self.started:
+            self.progress.stop()
 
     def stage(self, name: str, total: int) -> Callable[[int], None]:
+        self._ensure_started()
         task = self.progress.add_task(name, total=total, stats="")
         return lambda n: self.progress.advance(task, n)
 
     def epoch_start(self, epoch: int, epochs: int, steps: int) -> None:
+        self._ensure_started()
         self.task = self.progress.add_task(f"epoch {epoch + 1}/{epochs}", total=steps, stats="")
 
     def step(self, loss: float, acc: float, images_per_s: float) -> None:

@@ -1,0 +1,126 @@
+"""train → evaluate → predict through the real command line, on real MNIST digits."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from recog.cli.main import main
+
+FAST = ["--model", "resnet-micro", "--batch-size", "16", "--augment", "light", "--no-flip", "--lr", "5e-3"]
+
+
+def run_cli(args, capsys) -> tuple[int, str, str]:
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def trained(digits_tree, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "digits"
+    subprocess.run([sys.executable, "-m", "recog", "train", str(digits_tree), *FAST, "--epochs", "3",
+                    "--out", str(out)], check=True, capture_output=True, text=True)
+    return out
+
+
+def test_train_writes_run_folder(trained):
+    assert (trained / "config.yaml").is_file()
+    rows = list(csv.DictReader(open(trained / "metrics.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert all(float(r["images_per_s"]) > 0 for r in rows)
+    manifest = json.loads((trained / "best" / "recog.json").read_text())
+    assert manifest["labels"] == ["0", "1", "7"]
+    assert manifest["training"]["epochs"] == 3
+    assert len(manifest["dataset"]["fingerprint"]) == 64
+    assert "val_accuracy" in manifest["metrics"]
+    assert (trained / "last" / "train_state.safetensors").is_file()
+
+
+def test_evaluate_writes_report(trained, digits_tree, capsys, tmp_path):
+    code, out, err = run_cli(["evaluate", trained / "best", digits_tree, "--out", tmp_path / "rep"], capsys)
+    assert code == 0, err
+    assert "accuracy" in out and "report:" in out
+    metrics = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    assert metrics["num_samples"] == 30
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert "data:image/png;base64," in html
+
+
+def test_predict_formats_and_failure_exit_code(trained, digits_tree, capsys, tmp_path):
+    images = sorted((digits_tree / "test" / "7").glob("*.png"))[:3]
+    code, out, err = run_cli(["predict", trained / "best", *images, "--format", "jsonl", "-k", "2"], capsys)
+    assert code == 0, err
+    lines = [json.loads(x) for x in out.strip().splitlines()]
+    assert len(lines) == 3 and all(len(x["top"]) == 2 for x in lines)
+
+    code, out, _ = run_cli(["predict", trained / "best", str(digits_tree / "test" / "*" / "*.png"), "-f", "csv"],
+                           capsys)
+    assert code == 0 and len(out.strip().splitlines()) == 1 + 30 * 3  # header + 30 images x top 3
+
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not an image")
+    code, out, err = run_cli(["predict", trained / "best", images[0], bad, tmp_path / "missing.png"], capsys)
+    assert code == 1
+    assert "2 of 3 input(s) failed" in err and "unsupported_format" in out
+
+
+def test_corrupt_files_are_skipped_or_fail_with_strict(digits_tree, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(digits_tree / "train", data)
+    (data / "0" / "zero.png").write_bytes(b"")
+    (data / "1" / "trunc.png").write_bytes(next((data / "1").glob("*.png")).read_bytes()[:50])
+    (data / "7" / "fake.png").write_text("hello")
+    code, _, err = run_cli(["train", data, *FAST, "--epochs", "1", "--out", tmp_path / "run"], capsys)
+    assert code == 0, err
+    for name in ("zero.png", "trunc.png", "fake.png"):
+        assert name in err
+    code, _, err = run_cli(["train", data, *FAST, "--epochs", "1", "--out", tmp_path / "strict", "--strict"], capsys)
+    assert code == 2 and "3 unreadable file(s)" in err and not (tmp_path / "strict" / "last").exists()
+
+
+def test_errors_are_one_line_with_exit_codes(tmp_path, capsys, tiny_bundle):
+    code, _, err = run_cli(["train", tmp_path / "nothing", "--model", "resnet-micro"], capsys)
+    assert code == 2 and err.startswith("error:") and "no such file" in err
+    code, _, err = run_cli(["train", tmp_path, "--model", "resnet18"], capsys)
+    assert code != 0 and "error:" in err
+    code, _, err = run_cli(["predict", tmp_path / "nope", tiny_bundle / "config.json"], capsys)
+    assert code == 3 and "no such model bundle" in err
+
+
+def test_interrupt_saves_last_and_resume_continues(digits_tree, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "recog", "train", str(digits_tree), *FAST, "--epochs", "200",
+                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (out / "metrics.csv").is_file() and len((out / "metrics.csv").read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "resume with" in err
+    state = json.loads((out / "last" / "train_state.json").read_text())
+    done = next(v for k, v in state["__dict__"] if k == "epoch")
+    assert done >= 2
+
+    env = dict(os.environ)
+    res = subprocess.run([sys.executable, "-m", "recog", "train", "--resume", str(out), "--epochs", str(done + 1)],
+                         capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stderr
+    epochs = [int(r["epoch"]) for r in csv.DictReader(open(out / "metrics.csv"))]
+    assert epochs[-1] == done + 1 and epochs == sorted(set(epochs))
