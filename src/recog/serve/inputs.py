@@ -18,6 +18,7 @@ import binascii
 import json
 from dataclasses import dataclass
 
+from recog.io import sniff_format
 from recog.serve.problems import BadRequestError, PayloadTooLargeError, UrlNotAllowedError
 from recog.serve.settings import Settings
 
@@ -152,6 +153,11 @@ async def read_images(request, settings: Settings) -> tuple[list[Upload], int | 
         raise BadRequestError("the request body is empty; expected image bytes.",
                               hint="e.g. curl -F image=@photo.jpg URL, or --data-binary @photo.jpg "
                                    "-H 'Content-Type: image/jpeg'")
+    if ctype == "application/x-www-form-urlencoded" and sniff_format(body[:16]) is None:
+        # curl -d/--data-binary sends this type; image bytes are fine, form fields are a mistake
+        raise BadRequestError("the body is a URL-encoded form, not image bytes.",
+                              hint="upload the file with curl -F image=@photo.jpg, or send raw bytes with "
+                                   "--data-binary @photo.jpg -H 'Content-Type: image/jpeg'")
     if len(body) < 4096 and body.lstrip().lower().startswith(tuple(p.encode() for p in _URL_PREFIXES)):
         raise _url_refused("the request body")
     return [Upload(body, None)], None

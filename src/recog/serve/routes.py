@@ -93,8 +93,7 @@ async def predict(request: Request, name: str = ModelName,
                   top_k: int | None = Query(None, ge=1, le=1000, description="labels per image (default 5)")
                   ) -> JSONResponse:
     st = state_of(request)
-    if st.draining:
-        raise NotReadyError("the service is shutting down.", hint="retry on another instance")
+    # While draining (SIGTERM) requests are still served: readiness tells balancers to stop sending.
     deadline = time.monotonic() + st.settings.request_timeout_s
     served = st.pool.get(name)
     uploads, body_top_k = await read_images(request, st.settings)
