@@ -1,0 +1,122 @@
+"""Exact, vectorized nearest-person search over every embedding of a collection.
+
+:func:`search` is a pure function over a :class:`~recog.faces.store.Snapshot`:
+one matrix-vector product gives the squared distances to every stored face
+(``|x|^2 - 2 x.q + |q|^2``, row norms precomputed), ``np.minimum.reduceat``
+takes each person's nearest face (rows are sorted by person), and
+``argpartition`` picks the top-k people; the reported distances are then
+recomputed exactly for the chosen faces. Exact search, no approximation: at
+100k faces one lookup reads 51 MB, well within the latency budget on a CPU.
+
+:class:`IndexCache` keeps one immutable :class:`Index` per collection and
+checks the collection's generation in SQLite before every lookup; when they
+differ (a write in this or another process) it builds a new index from a
+consistent snapshot and swaps it in whole, so a lookup never sees a
+half-built index, and a deleted face is never served.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from recog.faces.store import FaceStore, Snapshot
+from recog.faces.types import Match
+
+
+@dataclass(frozen=True)
+class Index:
+    """A snapshot plus the precomputed squared row norms."""
+
+    snapshot: Snapshot
+    sq_norms: np.ndarray
+
+    @classmethod
+    def build(cls, snapshot: Snapshot) -> "Index":
+        v = snapshot.vectors
+        return cls(snapshot, np.einsum("ij,ij->i", v, v).astype(np.float32))
+
+    def __len__(self) -> int:
+        return len(self.snapshot.vectors)
+
+
+def search(index: Index, queries: np.ndarray, *, k: int = 1,
+           max_distance: float | None = None) -> list[tuple[list[Match], float | None]]:
+    """Top-k people for each query.
+
+    Args:
+        index: the collection's index.
+        queries: ``(m, 128)`` or ``(128,)`` embeddings.
+        k: people per query.
+        max_distance: keep only people at most this far (None: keep all k).
+
+    Returns:
+        Per query: matches (best first, one per person, the person's nearest
+        face) and the distance to the nearest stored face (None if empty).
+
+    Example:
+        >>> search(index, probe, k=3, max_distance=0.6)          # doctest: +SKIP
+        [([Match(person='Ada', distance=0.31, face_id=7)], 0.31)]
+    """
+    snap = index.snapshot
+    q = np.asarray(queries, dtype=np.float32)
+    if q.ndim == 1:
+        q = q[None, :]
+    if len(snap.vectors) == 0:
+        return [([], None) for _ in range(len(q))]
+    k = max(1, min(int(k), len(snap.person_starts)))
+    out = []
+    for row in q:
+        d2 = index.sq_norms - 2.0 * (snap.vectors @ row) + float(row @ row)
+        per_person = np.minimum.reduceat(d2, snap.person_starts)
+        top = np.argpartition(per_person, k - 1)[:k] if k < len(per_person) else np.arange(len(per_person))
+        top = top[np.argsort(per_person[top], kind="stable")]
+        ends = np.r_[snap.person_starts[1:], len(snap.vectors)]
+        matches = []
+        nearest = None
+        for rank, p in enumerate(top):
+            lo, hi = int(snap.person_starts[p]), int(ends[p])
+            j = lo + int(np.argmin(d2[lo:hi]))
+            dist = float(np.linalg.norm(snap.vectors[j].astype(np.float64) - row.astype(np.float64)))
+            if rank == 0:
+                nearest = dist
+            if max_distance is None or dist <= max_distance:
+                matches.append(Match(snap.person_names[p], dist, int(snap.face_ids[j])))
+        matches.sort(key=lambda m: m.distance)
+        out.append((matches, nearest))
+    return out
+
+
+class IndexCache:
+    """The current :class:`Index` of each collection of one store, rebuilt when the store changed."""
+
+    def __init__(self, store: FaceStore) -> None:
+        self.store = store
+        self._indexes: dict[str, Index] = {}
+        self._lock = threading.Lock()
+        self.builds = 0  # how many times an index was (re)built; for tests and metrics
+
+    def get(self, collection: str) -> tuple[Index, float]:
+        """The index of ``collection`` that matches the store now, and the collection's threshold."""
+        cid, gen, threshold = self.store.generation(collection)
+        current = self._indexes.get(collection)
+        if current is not None and (current.snapshot.collection_id, current.snapshot.generation) == (cid, gen):
+            return current, threshold
+        with self._lock:  # one build at a time; others wait and then reuse it
+            current = self._indexes.get(collection)
+            cid, gen, threshold = self.store.generation(collection)
+            if current is None or (current.snapshot.collection_id, current.snapshot.generation) != (cid, gen):
+                current = Index.build(self.store.snapshot(collection))
+                self._indexes[collection] = current  # swapped in whole, never mutated
+                self.builds += 1
+        return current, threshold
+
+    def drop(self, collection: str | None = None) -> None:
+        """Forget the index of one collection (or all)."""
+        with self._lock:
+            if collection is None:
+                self._indexes.clear()
+            else:
+                self._indexes.pop(collection, None)
