@@ -7,6 +7,8 @@ Training augmentation lives in :mod:`recog.data.augment`.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from PIL import Image
 
@@ -43,11 +45,59 @@ def resize_to_input(img: Image.Image, prep: Preprocessing) -> np.ndarray:
 
 
 def normalize(arr: np.ndarray, prep: Preprocessing) -> np.ndarray:
-    """uint8 ``(..., H, W, 3)`` → float32 ``(..., 3, H, W)`` with ``(x/255 - mean) / std``."""
-    scale = (1.0 / (255.0 * np.asarray(prep.std, dtype=np.float32)))
-    shift = np.asarray(prep.mean, dtype=np.float32) / np.asarray(prep.std, dtype=np.float32)
-    out = arr.astype(np.float32) * scale - shift
-    return np.ascontiguousarray(np.moveaxis(out, -1, -3))
+    """uint8 ``(..., H, W, 3)`` → float32 ``(..., 3, H, W)`` with ``(x/255 - mean) / std``.
+
+    Scale, shift and the HWC → CHW transpose happen in one pass: OpenCV's
+    ``blobFromImagesWithParams`` when it is available, else one 256-entry
+    lookup table per channel (uint8 input has only 256 values per channel).
+    About 7x faster than the plain numpy arithmetic on a 224 px image
+    (``benchmarks/preprocess.py``); results agree to float32 rounding.
+
+    Example:
+        >>> normalize(np.zeros((2, 2, 3), np.uint8), Preprocessing()).shape
+        (3, 2, 2)
+    """
+    if arr.shape[-1] != 3 or arr.ndim < 3:
+        raise ValueError(f"expected (..., H, W, 3) pixels, got shape {arr.shape}")
+    std = np.asarray(prep.std, dtype=np.float64)
+    mean = np.asarray(prep.mean, dtype=np.float64)
+    if arr.dtype != np.uint8:
+        out = arr.astype(np.float32) * (1.0 / (255.0 * std)).astype(np.float32) - (mean / std).astype(np.float32)
+        return np.ascontiguousarray(np.moveaxis(out, -1, -3))
+    fused = _normalize_cv2(arr, mean, std)
+    if fused is not None:
+        return fused
+    out = np.empty(arr.shape[:-3] + (3,) + arr.shape[-3:-1], dtype=np.float32)
+    for c, lut in enumerate(_luts(tuple(mean), tuple(std))):
+        np.take(lut, arr[..., c], out=out[..., c, :, :])
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _luts(mean: tuple[float, ...], std: tuple[float, ...]) -> tuple[np.ndarray, ...]:
+    levels = np.arange(256, dtype=np.float64) / 255.0
+    return tuple(((levels - m) / s).astype(np.float32) for m, s in zip(mean, std))
+
+
+def _normalize_cv2(arr: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray | None:
+    """One-pass normalize + transpose with OpenCV; None when OpenCV cannot take this input."""
+    try:
+        import cv2
+    except ImportError:
+        return None
+    if not hasattr(cv2.dnn, "blobFromImagesWithParams") or arr.ndim not in (3, 4) or min(arr.shape[-3:-1]) < 1:
+        return None
+    params = cv2.dnn.Image2BlobParams()
+    params.scalefactor = tuple(float(v) for v in 1.0 / (255.0 * std)) + (0.0,)
+    params.mean = tuple(float(v) for v in 255.0 * mean) + (0.0,)
+    params.size = (int(arr.shape[-2]), int(arr.shape[-3]))
+    params.swapRB = False
+    params.ddepth = cv2.CV_32F
+    images = [np.ascontiguousarray(arr)] if arr.ndim == 3 else [np.ascontiguousarray(a) for a in arr]
+    if not images:
+        return np.zeros((0, 3) + arr.shape[-3:-1], np.float32)
+    blob = cv2.dnn.blobFromImagesWithParams(images, params)
+    return blob[0] if arr.ndim == 3 else blob
 
 
 def preprocess(img: Image.Image, prep: Preprocessing) -> np.ndarray:

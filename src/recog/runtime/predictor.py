@@ -54,6 +54,24 @@ class TorchBackend:
 BACKENDS: dict[str, Callable[..., Backend]] = {"torch": TorchBackend}
 
 
+def decode_size(prep) -> tuple[int, int]:
+    """(width, height) a reduced JPEG decode must keep for ``prep``'s resize to lose no detail.
+
+    ``shorter_crop`` first resizes the shorter side to ``size / crop_pct``
+    (256 for a 224 crop at 0.875), so the decode must stay at least that large.
+
+    Example:
+        >>> from recog.types import Preprocessing
+        >>> decode_size(Preprocessing(size=(224, 224), crop_pct=0.875))
+        (256, 256)
+    """
+    h, w = prep.size
+    if prep.resize == "shorter_crop":
+        side = int(-(-max(h, w) // prep.crop_pct))
+        return side, side
+    return w, h
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax of ``(N, C)`` logits, numerically stable."""
     z = logits - logits.max(axis=1, keepdims=True)
@@ -95,8 +113,7 @@ class Predictor:
 
     def load_image(self, source: ImageSource):
         """Decode safely, reducing big JPEGs to near the model's input size while decoding."""
-        h, w = self.manifest.preprocessing.size
-        return load_image(source, max_pixels=self.max_pixels, reduce_to=(w, h))
+        return load_image(source, max_pixels=self.max_pixels, reduce_to=decode_size(self.manifest.preprocessing))
 
     def preprocess(self, source: ImageSource) -> np.ndarray:
         """Image (path, bytes, PIL, array) → float32 ``(3, H, W)``."""
@@ -180,7 +197,8 @@ def load(path: str | Path, *, backend: str = "auto", **options) -> Predictor:
     """
     manifest = read_manifest(path)
     if backend == "auto":
-        backend = _auto_backend(manifest)
+        # exports run on the CPU; another device means the torch backend
+        backend = _auto_backend(manifest) if options.get("device", "cpu") == "cpu" else "torch"
     if backend not in BACKENDS:
         _register_optional_backends()
     if backend not in BACKENDS:
@@ -208,4 +226,5 @@ def _auto_backend(manifest: BundleManifest) -> str:
     return "torch"
 
 
-__all__ = ["BACKENDS", "Backend", "Predictor", "RecogError", "TorchBackend", "load", "softmax", "top_k_labels"]
+__all__ = ["BACKENDS", "Backend", "Predictor", "RecogError", "TorchBackend", "decode_size", "load", "softmax",
+           "top_k_labels"]

@@ -1,0 +1,113 @@
+"""ONNX Runtime backends: ``onnx`` (fp32) and ``onnx-int8`` (static int8, QDQ).
+
+Importing this module registers both names in
+:data:`recog.runtime.predictor.BACKENDS`; it needs ``onnxruntime`` and is
+imported lazily by :func:`recog.runtime.predictor.load`.
+
+Each backend creates its ``InferenceSession`` once, with explicit thread
+counts (``threads`` = intra-op threads, default: the CPUs this process may
+run on; inter-op parallelism is off, since image classifiers are one chain of
+operators) and full graph optimization (Conv+BN+ReLU fusion, NCHWc layouts).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from recog.errors import BundleError, ConfigError
+from recog.models.bundle import BundleManifest
+from recog.runtime.predictor import BACKENDS
+
+#: backend name → default file name in the bundle.
+ONNX_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
+
+
+def default_threads() -> int:
+    """CPUs this process may run on (respects taskset / cgroup affinity)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def session_options(threads: int | None = None) -> "ort.SessionOptions":
+    """Session options with explicit threads and full graph optimization."""
+    if threads is not None and threads < 1:
+        raise ConfigError(f"threads must be at least 1, got {threads}.")
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads or default_threads()
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    return so
+
+
+def create_session(path: str | Path, threads: int | None = None) -> "ort.InferenceSession":
+    """An ``InferenceSession`` on the CPU for an ONNX file."""
+    return ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+
+
+class OnnxBackend:
+    """Runs one of the bundle's ONNX exports with ONNX Runtime on the CPU.
+
+    Args:
+        manifest: the verified bundle manifest.
+        export: ``"onnx"`` or ``"onnx-int8"`` (the key in recog.json ``exports``).
+        threads: intra-op threads; None = all CPUs this process may use.
+        allow_unverified: load an export whose parity check did not pass
+            (for debugging only).
+
+    Raises:
+        BundleError: the bundle has no such export, or its check refused it.
+    """
+
+    def __init__(self, manifest: BundleManifest, *, export: str = "onnx", threads: int | None = None,
+                 allow_unverified: bool = False, device: str = "cpu") -> None:
+        if threads is not None and threads < 1:
+            raise ConfigError(f"threads must be at least 1, got {threads}.")
+        if device != "cpu":
+            raise ConfigError(f"the {export} backend runs on the CPU; got device={device!r}.",
+                              hint="use --backend torch for other devices")
+        entry = (manifest.raw.get("exports") or {}).get(export)
+        fname = (entry or {}).get("file")
+        fix = f"run `recog export {manifest.path} --format onnx" + (" --quantize int8 --calibration DIR`"
+                                                                    if export == "onnx-int8" else "`")
+        if not entry or not fname or fname not in manifest.files:
+            raise BundleError(f"{manifest.path}: no {export} export in this bundle.", hint=fix)
+        if not entry.get("verified") and not allow_unverified:
+            raise BundleError(f"{manifest.path}: the {export} export did not pass its accuracy check "
+                              f"({entry.get('refused', 'not verified')}).", hint=fix)
+        self.name = export
+        self.file = manifest.path / fname
+        self.threads = threads or default_threads()
+        self.session = create_session(self.file, self.threads)
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_name = self.session.get_outputs()[0].name
+        batch_dim = self.session.get_inputs()[0].shape[0]
+        self.fixed_batch = batch_dim if isinstance(batch_dim, int) else None
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """float32 ``(N, 3, H, W)`` → float32 ``(N, C)`` logits."""
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        if self.fixed_batch is not None and x.shape[0] != self.fixed_batch:
+            return np.concatenate([self.infer(x[i:i + 1]) for i in range(x.shape[0])], axis=0)
+        return self.session.run([self.output_name], {self.input_name: x})[0]
+
+
+def _factory(export: str):
+    def make(manifest: BundleManifest, **options) -> OnnxBackend:
+        return OnnxBackend(manifest, export=export, **options)
+
+    make.__name__ = f"make_{export.replace('-', '_')}_backend"
+    return make
+
+
+for _name in ONNX_FILES:
+    BACKENDS.setdefault(_name, _factory(_name))
+
+__all__ = ["ONNX_FILES", "OnnxBackend", "create_session", "default_threads", "session_options"]
