@@ -241,9 +241,9 @@ class FaceAnalyzer:
 
 
 def check_threshold(threshold: float) -> float:
-    """Validate a euclidean distance threshold (embeddings are unit length, so 0..2)."""
-    if not (0.0 < float(threshold) <= 2.0):
-        raise ConfigError(f"threshold must be a euclidean distance in (0, 2], got {threshold}.",
+    """Validate a euclidean distance threshold (dlib's embeddings have norms of about 1.2-1.6)."""
+    if not (0.0 < float(threshold) <= 4.0):
+        raise ConfigError(f"threshold must be a euclidean distance in (0, 4], got {threshold}.",
                           hint=f"dlib's operating point is {DEFAULT_THRESHOLD}; lower is stricter")
     return float(threshold)
 

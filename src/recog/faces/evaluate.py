@@ -32,8 +32,8 @@ import numpy as np
 from recog.errors import DatasetError, ImageError, NoFaceError
 from recog.faces.models import DEFAULT_THRESHOLD
 
-#: Distance given to pairs that could not be compared (embeddings are unit length: real distances are <= 2).
-FAILED_DISTANCE = 4.0
+#: Distance given to pairs that could not be compared (real distances are well below this).
+FAILED_DISTANCE = 10.0
 
 SWEEP = tuple(round(t, 2) for t in np.arange(0.30, 0.901, 0.05))
 

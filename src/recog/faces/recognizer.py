@@ -42,6 +42,8 @@ from recog.io import IMAGE_EXTENSIONS
 def _sha256(image: Any) -> str | None:
     """Content hash of an image given as a path or bytes (None for arrays / PIL images)."""
     if isinstance(image, (str, os.PathLike)):
+        if not os.path.isfile(image):
+            return None  # load_image reports the missing file
         h = hashlib.sha256()
         with open(image, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -130,6 +132,9 @@ class FaceRecognizer:
             self.store.create_collection(collection, exist_ok=True)
         else:
             self.store.collection(collection)
+        sha = _sha256(image)
+        if sha is not None and self.store.has_image(collection, person, sha):
+            return None  # already enrolled (a rerun after an interruption): no need to decode or embed
         arr, name = to_rgb_array(image, max_pixels=self.analyzer.max_pixels)
         source = source or name
         faces, shapes = self.analyzer._detect(arr, self.analyzer.options)
@@ -143,7 +148,7 @@ class FaceRecognizer:
         vec = self.analyzer._embed_shapes(arr, shapes)
         info = self.store.collection(collection)
         crop = [self._crop_jpeg(arr, faces[0])] if info.store_images else None
-        ids = self.store.add_faces(collection, person, vec, sources=[source], image_sha256=[_sha256(image)],
+        ids = self.store.add_faces(collection, person, vec, sources=[source], image_sha256=[sha],
                                    boxes=[faces[0].box], images=crop)
         return None if ids[0] is None else EnrolledFace(person, ids[0], source, faces[0].box)
 

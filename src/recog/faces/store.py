@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import threading
 from contextlib import contextmanager
@@ -80,6 +81,7 @@ CREATE INDEX IF NOT EXISTS faces_by_collection ON faces(collection_id, person_id
 """
 
 _NAME_MAX = 200
+_COLLECTION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def default_db_path() -> Path:
@@ -93,12 +95,23 @@ def _now() -> str:
 
 
 def check_name(kind: str, name: str) -> str:
-    """Validate a collection or person name: 1-200 printable characters, no surrounding spaces."""
+    """Validate a name.
+
+    Collections: letters, digits, ``.``, ``_``, ``-`` (they appear in URLs as
+    ``/v1/collections/NAME:identify``). People: 1-200 printable characters
+    without ``/`` or surrounding spaces (``Ada Lovelace`` is fine).
+    """
     if not isinstance(name, str) or not name.strip():
         raise InvalidInputError(f"{kind} name must be a non-empty string, got {name!r}.")
-    if name != name.strip() or len(name) > _NAME_MAX or any(ord(c) < 32 or ord(c) == 127 for c in name):
+    if kind == "collection":
+        if not _COLLECTION_RE.match(name):
+            raise InvalidInputError(f"collection name {name!r} is not usable: expected letters, digits, '.', '_' "
+                                    "or '-' (at most 64, starting with a letter or digit).", hint="e.g. office-2")
+        return name
+    if (name != name.strip() or len(name) > _NAME_MAX or "/" in name
+            or any(ord(c) < 32 or ord(c) == 127 for c in name)):
         raise InvalidInputError(f"{kind} name {name!r} is not usable: expected 1-{_NAME_MAX} printable characters "
-                                "without leading or trailing spaces.")
+                                "without '/' or leading or trailing spaces.")
     return name
 
 
@@ -345,6 +358,14 @@ class FaceStore:
             if any(i is not None for i in ids):
                 cur.execute("UPDATE collections SET generation=generation+1 WHERE id=?", (cid,))
         return ids
+
+    def has_image(self, collection: str, person: str, image_sha256: str) -> bool:
+        """Whether a face from these image bytes is already stored for the person."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT 1 FROM faces f JOIN people p ON p.id=f.person_id JOIN collections c ON c.id=p.collection_id "
+                "WHERE c.name=? AND p.name=? AND f.image_sha256=?", (collection, person, image_sha256)).fetchone()
+        return row is not None
 
     def add_bulk(self, collection: str, names: Sequence[str], embeddings: Any, *, chunk: int = 50_000) -> int:
         """Store many faces fast: ``names[i]`` is the person of ``embeddings[i]`` (benchmarks, imports).

@@ -81,7 +81,7 @@ class Settings:
     max_body_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 50_000_000
     max_images_per_request: int = 32
-    max_batch_size: int = 16
+    max_batch_size: int = 8
     max_delay_ms: float = 5.0
     max_queue: int = 256
     request_timeout_s: float = 30.0
@@ -92,6 +92,7 @@ class Settings:
     docs: bool = True
     access_log: bool = False
     log_level: str = "info"
+    faces_db: Path | None = None  # face collections (SQLite); None: $RECOG_FACES_DB or ~/.recog/faces.db
 
     def __post_init__(self) -> None:
         names = [m.name for m in self.models]
@@ -200,7 +201,7 @@ def _coerce(name: str, value: Any) -> Any:
     try:
         if name == "models":
             return _parse_models(value)
-        if name == "api_keys_file":
+        if name in ("api_keys_file", "faces_db"):
             return Path(value)
         if name == "cors_origins":
             if isinstance(value, str):

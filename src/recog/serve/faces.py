@@ -1,0 +1,288 @@
+"""Face routes: detect, verify, and collections (enroll, identify, list, delete, export, import).
+
+Included by :func:`recog.serve.app.create_app` behind the same API keys; the
+body cap is the app's edge middleware, images are read by
+:func:`recog.serve.inputs.read_images` (multipart, raw bytes or base64 JSON,
+never URLs) and decoded by :func:`recog.io.load_image` under the service's
+``max_pixels``. Work runs on the app's executor, under the request deadline
+(504) and an admission cap of ``max_queue`` images (429).
+
+Routes (all under ``/v1``; query parameters shown after ``?``)::
+
+    POST   /faces:detect                    ?detector&upsample&min_size&max_faces   images -> {"results": [...]}
+    POST   /faces:verify                    ?threshold&collection                   two images -> verification
+    GET    /collections                                                             -> {"collections": [...]}
+    POST   /collections                     JSON {name, threshold?, store_images?}  -> collection (201)
+    GET    /collections/{name}                                                      -> collection + people
+    DELETE /collections/{name}                                                      -> hard delete
+    POST   /collections/{name}/people/{person}/faces                               images -> enroll report
+    DELETE /collections/{name}/people/{person}                                      -> hard delete
+    DELETE /collections/{name}/faces/{face_id}                                      -> hard delete
+    POST   /collections/{name}:identify     ?top_k&threshold&max_faces              image -> identification
+    GET    /collections/{name}:export       (admin key)                             -> export document
+    POST   /collections:import              ?name (admin key)  JSON export          -> collection (201)
+
+The store is ``settings.faces_db`` (else ``$RECOG_FACES_DB``, else
+``~/.recog/faces.db``); it opens on the first faces request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, Callable
+
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse
+
+from recog.errors import DeadlineExceededError, ImageError
+from recog.serve.inputs import Upload, read_images
+from recog.serve.problems import PROBLEM_JSON, BadRequestError, QueueFullError
+from recog.serve.routes import _PREDICT_BODY, require_admin_key, state_of
+
+_PROBLEM = {"model": None, "content": {PROBLEM_JSON: {}}, "description": "problem+json with a stable `code`"}
+
+router = APIRouter(prefix="/v1", tags=["faces"],
+                   responses={400: _PROBLEM, 401: _PROBLEM, 404: _PROBLEM, 409: _PROBLEM, 413: _PROBLEM,
+                              415: _PROBLEM, 422: _PROBLEM, 429: _PROBLEM, 504: _PROBLEM})
+
+CollectionName = Path(..., description="collection name")
+PersonName = Path(..., description="person name (URL-encoded)")
+
+
+class FacesState:
+    """The recognizer of one app and its admission counter."""
+
+    def __init__(self, settings: Any) -> None:
+        from recog.faces.analyzer import FaceAnalyzer
+        from recog.faces.recognizer import FaceRecognizer
+
+        self.settings = settings
+        self.recognizer = FaceRecognizer(getattr(settings, "faces_db", None),
+                                         analyzer=FaceAnalyzer(max_pixels=settings.max_pixels))
+        self._admitted = 0
+        self._lock = threading.Lock()
+
+    def admit(self, n: int) -> None:
+        with self._lock:
+            if self._admitted + n > self.settings.max_queue:
+                raise QueueFullError(f"the faces queue is full ({self._admitted} images in progress).",
+                                     retry_after=1.0, hint="retry after the Retry-After delay")
+            self._admitted += n
+
+    def release(self, n: int) -> None:
+        with self._lock:
+            self._admitted -= n
+
+
+_INIT_LOCK = threading.Lock()
+
+
+def faces_state(request: Request) -> FacesState:
+    st = state_of(request)
+    fs = st.extra.get("faces")
+    if fs is None:
+        with _INIT_LOCK:
+            fs = st.extra.get("faces")
+            if fs is None:
+                fs = st.extra["faces"] = FacesState(st.settings)
+    return fs
+
+
+async def _run(request: Request, fs: FacesState, n_images: int, fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` on the app's executor under the deadline and the admission cap."""
+    st = state_of(request)
+    fs.admit(n_images)
+    try:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(st.executor, fn)
+        try:
+            return await asyncio.wait_for(future, st.settings.request_timeout_s)
+        except asyncio.TimeoutError:
+            raise DeadlineExceededError(f"the faces request passed its {st.settings.request_timeout_s:g} s "
+                                        "deadline.", hint="send smaller images or lower upsample") from None
+    finally:
+        fs.release(n_images)
+
+
+def _named(fn: Callable[[Upload], Any]) -> Callable[[Upload], Any]:
+    """Prefix image errors with the upload's name, as the predict route does."""
+
+    def wrapped(up: Upload) -> Any:
+        try:
+            return fn(up)
+        except ImageError as exc:
+            if up.name:
+                raise type(exc)(f"{up.name}: {exc.message.removeprefix('<bytes>: ')}", hint=exc.hint) from exc
+            raise
+    return wrapped
+
+
+def _no_top_k(top_k: int | None, route: str) -> None:
+    if top_k is not None:
+        raise BadRequestError(f"top_k has no meaning for {route}.")
+
+
+# --------------------------------------------------------------------------- stateless
+
+
+@router.post("/faces:detect", summary="Detect faces: boxes, 5 landmarks, scores",
+             openapi_extra={"requestBody": _PREDICT_BODY})
+async def detect(request: Request, fs: FacesState = Depends(faces_state),
+                 detector: str = Query("hog", pattern="^(hog|cnn)$"),
+                 upsample: int = Query(1, ge=0, le=4), min_size: int = Query(0, ge=0),
+                 max_faces: int | None = Query(None, ge=1, le=1000)) -> dict[str, Any]:
+    uploads, top_k = await read_images(request, fs.settings)
+    _no_top_k(top_k, "detection")
+    analyzer = fs.recognizer.analyzer
+    one = _named(lambda up: analyzer.detect(up.data, detector=detector, upsample=upsample,
+                                            min_face_size=min_size, max_faces=max_faces))
+    results = await _run(request, fs, len(uploads), lambda: [one(up) for up in uploads])
+    return {"results": [dict(r.to_dict(), **({"source": up.name} if up.name else {}))
+                        for r, up in zip(results, uploads)]}
+
+
+@router.post("/faces:verify", summary="Are the largest faces of two images the same person?",
+             openapi_extra={"requestBody": _PREDICT_BODY})
+async def verify(request: Request, fs: FacesState = Depends(faces_state),
+                 threshold: float | None = Query(None, gt=0, le=4),
+                 collection: str | None = Query(None, description="use this collection's threshold")
+                 ) -> dict[str, Any]:
+    uploads, top_k = await read_images(request, fs.settings)
+    _no_top_k(top_k, "verification")
+    if len(uploads) != 2:
+        raise BadRequestError(f"verification needs exactly two images, got {len(uploads)}.",
+                              hint="curl -F image=@id-photo.jpg -F image=@selfie.jpg URL")
+    a, b = uploads
+    fr = fs.recognizer
+
+    def work():
+        try:
+            return fr.verify(a.data, b.data, threshold=threshold, collection=collection)
+        except ImageError as exc:
+            raise type(exc)(f"image 1 or 2: {exc.message.removeprefix('<bytes>: ')}", hint=exc.hint) from exc
+
+    return (await _run(request, fs, 2, work)).to_dict()
+
+
+# --------------------------------------------------------------------------- collections
+
+
+@router.get("/collections", summary="List face collections")
+async def list_collections(fs: FacesState = Depends(faces_state)) -> dict[str, Any]:
+    return {"collections": [c.to_dict() for c in fs.recognizer.collections()]}
+
+
+@router.post("/collections", summary="Create a face collection", status_code=201)
+async def create_collection(fs: FacesState = Depends(faces_state),
+                            body: dict[str, Any] = Body(..., examples=[{"name": "office", "threshold": 0.6,
+                                                                        "store_images": False}])) -> dict[str, Any]:
+    unknown = set(body) - {"name", "threshold", "store_images"}
+    if unknown or "name" not in body:
+        raise BadRequestError(f"expected JSON keys name and optionally threshold, store_images; got {sorted(body)}.")
+    from recog.faces.models import DEFAULT_THRESHOLD
+
+    threshold = body.get("threshold", DEFAULT_THRESHOLD)
+    if not isinstance(threshold, (int, float)) or isinstance(threshold, bool):
+        raise BadRequestError(f"threshold must be a number, got {threshold!r}.")
+    if not isinstance(body.get("store_images", False), bool):
+        raise BadRequestError("store_images must be true or false.")
+    info = fs.recognizer.create_collection(str(body["name"]), threshold=float(threshold),
+                                           store_images=body.get("store_images", False))
+    return info.to_dict()
+
+
+@router.post("/collections/{name}/people/{person}/faces", summary="Enroll images of one person",
+             openapi_extra={"requestBody": _PREDICT_BODY})
+async def enroll(request: Request, fs: FacesState = Depends(faces_state), name: str = CollectionName,
+                 person: str = PersonName,
+                 create: bool = Query(False, description="create the collection if it does not exist")
+                 ) -> JSONResponse:
+    fr = fs.recognizer
+    if not create:
+        fr.collection(name)  # 404 before reading the body
+    uploads, top_k = await read_images(request, fs.settings)
+    _no_top_k(top_k, "enrollment")
+
+    def work():
+        if len(uploads) == 1:  # one image: a face problem is the request's error (422)
+            up = uploads[0]
+            done = _named(lambda u: fr.enroll(u.data, person=person, collection=name, create=create,
+                                              source=u.name))(up)
+            from recog.faces.types import EnrollReport, SkippedImage
+
+            if done is None:
+                return EnrollReport(name, (), (SkippedImage(up.name or "image", person, "already_enrolled",
+                                                            "this image is already enrolled for the person."),))
+            return EnrollReport(name, (done,), ())
+        return fr.enroll_many([(person, up.data) for up in uploads], collection=name, create=create)
+
+    report = await _run(request, fs, len(uploads), work)
+    doc = report.to_dict()
+    for item, up in zip(doc["skipped"], uploads):
+        item["source"] = up.name or item["source"]
+    return JSONResponse(doc, status_code=201 if report.enrolled else 200)
+
+
+@router.get("/collections/{name}/people", summary="People of a collection")
+async def list_people(fs: FacesState = Depends(faces_state), name: str = CollectionName) -> dict[str, Any]:
+    return {"collection": name, "people": [p.to_dict() for p in fs.recognizer.people(name)]}
+
+
+@router.delete("/collections/{name}/people/{person}", summary="Hard-delete a person and their faces")
+async def delete_person(request: Request, fs: FacesState = Depends(faces_state), name: str = CollectionName,
+                        person: str = PersonName) -> dict[str, Any]:
+    n = await _run(request, fs, 0, lambda: fs.recognizer.delete_person(name, person))
+    return {"deleted": "person", "collection": name, "person": person, "faces": n}
+
+
+@router.delete("/collections/{name}/faces/{face_id}", summary="Hard-delete one face")
+async def delete_face(request: Request, fs: FacesState = Depends(faces_state), name: str = CollectionName,
+                      face_id: int = Path(..., ge=1)) -> dict[str, Any]:
+    person = await _run(request, fs, 0, lambda: fs.recognizer.delete_face(name, face_id))
+    return {"deleted": "face", "collection": name, "face_id": face_id, "person": person}
+
+
+@router.post("/collections/{name}:identify", summary="Who is in the image: top-k people per face, or unknown",
+             openapi_extra={"requestBody": _PREDICT_BODY})
+async def identify(request: Request, fs: FacesState = Depends(faces_state), name: str = CollectionName,
+                   top_k: int | None = Query(None, ge=1, le=100), threshold: float | None = Query(None, gt=0, le=4),
+                   max_faces: int | None = Query(None, ge=1, le=1000)) -> dict[str, Any]:
+    fr = fs.recognizer
+    fr.collection(name)  # 404 before reading the body
+    uploads, body_top_k = await read_images(request, fs.settings)
+    if len(uploads) != 1:
+        raise BadRequestError(f"identify takes one image, got {len(uploads)}.")
+    k = top_k or body_top_k or 1
+    one = _named(lambda up: fr.identify(up.data, collection=name, top_k=k, threshold=threshold,
+                                        max_faces=max_faces))
+    result = await _run(request, fs, 1, lambda: one(uploads[0]))
+    return result.to_dict()
+
+
+@router.get("/collections/{name}:export", summary="Export a collection (embeddings are biometric data: admin key)",
+            dependencies=[Depends(require_admin_key)])
+async def export_collection(fs: FacesState = Depends(faces_state), name: str = CollectionName) -> dict[str, Any]:
+    return fs.recognizer.export_collection(name)
+
+
+@router.post("/collections:import", summary="Import an exported collection (admin key)", status_code=201,
+             dependencies=[Depends(require_admin_key)])
+async def import_collection(fs: FacesState = Depends(faces_state), body: dict[str, Any] = Body(...),
+                            name: str | None = Query(None, description="import under this name")) -> dict[str, Any]:
+    return fs.recognizer.import_collection(body, name=name).to_dict()
+
+
+# Routes with a bare {name} come last: "{name}" would also match "office:export".
+
+@router.get("/collections/{name}", summary="A collection with its people and face ids")
+async def get_collection(fs: FacesState = Depends(faces_state), name: str = CollectionName) -> dict[str, Any]:
+    fr = fs.recognizer
+    return {"collection": fr.collection(name).to_dict(), "people": [p.to_dict() for p in fr.people(name)]}
+
+
+@router.delete("/collections/{name}", summary="Hard-delete a collection, its people and faces")
+async def delete_collection(request: Request, fs: FacesState = Depends(faces_state),
+                            name: str = CollectionName) -> dict[str, Any]:
+    n = await _run(request, fs, 0, lambda: fs.recognizer.delete_collection(name))
+    return {"deleted": "collection", "collection": name, "faces": n}
