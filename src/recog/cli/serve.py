@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
         backend: Optional[str] = typer.Option(None, help="auto, torch, onnx, onnx-int8 ... [default auto]."),
         api_keys: Optional[Path] = typer.Option(None, "--api-keys", help="Hashed API key file (recog api-key add)."),
         config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML/JSON settings file."),
-        max_batch_size: Optional[int] = typer.Option(None, help="Images per inference batch; 1 turns batching off [16]."),
+        max_batch_size: Optional[int] = typer.Option(None, help="Images per inference batch; 1 turns batching off [8]."),
         max_delay_ms: Optional[float] = typer.Option(None, help="Most a batch waits to fill, in ms [5]."),
         max_queue: Optional[int] = typer.Option(None, help="Images queued per model before 429 [256]."),
         timeout: Optional[float] = typer.Option(None, "--timeout", help="Request deadline in seconds (504 past it) [30]."),

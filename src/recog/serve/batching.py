@@ -101,7 +101,7 @@ class DynamicBatcher:
         >>> await b.start(); t = b.admit(1); await b.run(t, [np.ones((3, 2, 2), np.float32)])  # doctest: +SKIP
     """
 
-    def __init__(self, infer: Callable[[np.ndarray], np.ndarray], *, max_batch_size: int = 16,
+    def __init__(self, infer: Callable[[np.ndarray], np.ndarray], *, max_batch_size: int = 8,
                  max_delay_ms: float = 5.0, max_queue: int = 256, name: str = "model",
                  observer: BatchObserver | None = None) -> None:
         self.infer = infer

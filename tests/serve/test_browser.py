@@ -1,0 +1,60 @@
+"""The web page end to end in headless Chromium (Debian's package, driven by Playwright)."""
+
+from __future__ import annotations
+
+import os
+
+import httpx
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} not found; run `python scripts/ensure_chromium.py` (make test does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def test_upload_a_photo_and_read_the_top_label(browser, live_server, photos, tmp_path):
+    photo = photos["chelsea"]
+    expected = httpx.post(f"{live_server.url}/v1/models/tiny:predict",
+                          files={"image": (photo.name, photo.read_bytes())}).json()["predictions"][0]
+    page = browser.new_page()
+    outside = []
+    page.on("request", lambda req: outside.append(req.url) if not req.url.startswith(
+        (live_server.url, "blob:", "data:")) else None)
+    errors = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.goto(live_server.url + "/")
+    page.wait_for_selector("#model option[value='tiny']", state="attached", timeout=15_000)
+    page.set_input_files("#file", str(photo))
+    page.wait_for_selector("#results li .label", timeout=15_000)
+    labels = page.locator("#results li .label").all_inner_texts()
+    assert labels[0] == expected["label"]
+    assert len(labels) == len(expected["top"])
+    assert page.locator("#preview").get_attribute("src").startswith("blob:")
+    assert page.locator("#error").is_hidden()
+
+    # a rejected file gets a clear message and no results
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("shopping list: milk, eggs\n")
+    page.set_input_files("#file", str(bad))
+    page.wait_for_selector("#error:not([hidden])", timeout=15_000)
+    message = page.locator("#error").inner_text()
+    assert "415" in message and "unsupported_format" in message and "expected an image" in message
+    assert outside == [], outside  # everything is served locally, no CDN
+    assert errors == [] or all("415" in e for e in errors), errors
+    page.close()
