@@ -117,3 +117,26 @@ def test_importing_recog_stays_cheap():
             "if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_predict_cli_against_a_running_server(live_server, photos, tmp_path, capsys):
+    """`recog predict --server URL` sends files to a real server; failures are listed, exit code 1."""
+    import json as _json
+
+    from recog.cli.main import main
+
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not an image")
+    url = live_server if isinstance(live_server, str) else live_server.url
+    try:
+        main(["predict", "--server", url, str(photos["coffee"]), str(photos["rocket"]), str(bad),
+              "--format", "jsonl", "-k", "2"])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    rows = [_json.loads(line) for line in out.out.strip().splitlines()]
+    assert code == 1
+    assert [len(r["top"]) for r in rows if "top" in r] == [2, 2]
+    assert any(r.get("error", {}).get("code") == "unsupported_format" for r in rows)
+    assert "1 of 3 input(s) failed" in out.err
