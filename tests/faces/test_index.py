@@ -62,3 +62,14 @@ def test_cache_rebuilds_only_when_the_store_changed(gallery_store, random_galler
     assert fresh is not first and cache.builds == 2 and len(fresh) == 196
     assert "person-01" not in fresh.snapshot.person_names
     assert len(first) == 200  # the old index was never mutated (a reader holding it saw a whole index)
+
+
+def test_cache_sees_plain_sql_writes_by_another_program(gallery_store):
+    import sqlite3
+
+    cache = IndexCache(gallery_store)
+    before, _ = cache.get("g")
+    with sqlite3.connect(gallery_store.path) as conn:  # not through FaceStore: the triggers still count it
+        conn.execute("DELETE FROM faces WHERE person_id=(SELECT id FROM people WHERE name='person-02')")
+    after, _ = cache.get("g")
+    assert after is not before and len(after) == 196 and "person-02" not in after.snapshot.person_names

@@ -32,11 +32,13 @@ class Index:
 
     snapshot: Snapshot
     sq_norms: np.ndarray
+    person_ends: np.ndarray
 
     @classmethod
     def build(cls, snapshot: Snapshot) -> "Index":
         v = snapshot.vectors
-        return cls(snapshot, np.einsum("ij,ij->i", v, v).astype(np.float32))
+        ends = np.r_[snapshot.person_starts[1:], len(v)].astype(np.int64)
+        return cls(snapshot, np.einsum("ij,ij->i", v, v).astype(np.float32), ends)
 
     def __len__(self) -> int:
         return len(self.snapshot.vectors)
@@ -73,7 +75,7 @@ def search(index: Index, queries: np.ndarray, *, k: int = 1,
         per_person = np.minimum.reduceat(d2, snap.person_starts)
         top = np.argpartition(per_person, k - 1)[:k] if k < len(per_person) else np.arange(len(per_person))
         top = top[np.argsort(per_person[top], kind="stable")]
-        ends = np.r_[snap.person_starts[1:], len(snap.vectors)]
+        ends = index.person_ends
         matches = []
         nearest = None
         for rank, p in enumerate(top):

@@ -9,8 +9,9 @@ Deletes are hard deletes: the rows go, ``secure_delete`` overwrites their
 bytes in the database pages, and the WAL is checkpointed and truncated so no
 old copy of a deleted embedding stays in either file.
 
-Each collection carries a ``generation`` number, bumped in the same
-transaction as every change to its faces; the in-memory search index
+Each collection carries a ``generation`` number, bumped by triggers in the
+same transaction as every change to its faces (also changes made with plain
+SQL by another program); the in-memory search index
 (:mod:`recog.faces.index`) compares it on each lookup and rebuilds from a
 consistent snapshot when it differs, also when another process wrote.
 
@@ -78,10 +79,29 @@ CREATE TABLE IF NOT EXISTS faces(
     created_at TEXT NOT NULL,
     UNIQUE(person_id, image_sha256));
 CREATE INDEX IF NOT EXISTS faces_by_collection ON faces(collection_id, person_id, id);
+CREATE TRIGGER IF NOT EXISTS faces_insert_bumps AFTER INSERT ON faces BEGIN
+    UPDATE collections SET generation = generation + 1 WHERE id = NEW.collection_id; END;
+CREATE TRIGGER IF NOT EXISTS faces_delete_bumps AFTER DELETE ON faces BEGIN
+    UPDATE collections SET generation = generation + 1 WHERE id = OLD.collection_id; END;
+CREATE TRIGGER IF NOT EXISTS faces_update_bumps AFTER UPDATE OF embedding, person_id, collection_id ON faces BEGIN
+    UPDATE collections SET generation = generation + 1 WHERE id IN (OLD.collection_id, NEW.collection_id); END;
+CREATE TRIGGER IF NOT EXISTS people_rename_bumps AFTER UPDATE OF name ON people BEGIN
+    UPDATE collections SET generation = generation + 1 WHERE id = NEW.collection_id; END;
 """
 
 _NAME_MAX = 200
 _COLLECTION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def _statements(script: str) -> list[str]:
+    """Split a schema script into statements (``sqlite3.complete_statement`` keeps triggers whole)."""
+    out, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    return [s for s in out if s]
 
 
 def default_db_path() -> Path:
@@ -175,7 +195,7 @@ class FaceStore:
                               hint="pass --db with a new file, or restore the store from an export") from exc
         self._lock = threading.RLock()
         with self.transaction() as cur:
-            for stmt in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
+            for stmt in _statements(_SCHEMA):
                 cur.execute(stmt)
             row = cur.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if row is None:
@@ -355,8 +375,6 @@ class FaceStore:
                     ids.append(None)
                     continue
                 ids.append(int(cur.lastrowid))
-            if any(i is not None for i in ids):
-                cur.execute("UPDATE collections SET generation=generation+1 WHERE id=?", (cid,))
         return ids
 
     def has_image(self, collection: str, person: str, image_sha256: str) -> bool:
@@ -387,7 +405,6 @@ class FaceStore:
                 pids = dict(cur.execute("SELECT name, id FROM people WHERE collection_id=?", (cid,)).fetchall())
                 cur.executemany("INSERT INTO faces(person_id, collection_id, embedding, created_at) VALUES (?, ?, ?, ?)",
                                 ((pids[name], cid, vecs[start + j].tobytes(), now) for j, name in enumerate(part)))
-                cur.execute("UPDATE collections SET generation=generation+1 WHERE id=?", (cid,))
         return len(vecs)
 
     def delete_person(self, collection: str, person: str) -> int:
@@ -401,7 +418,6 @@ class FaceStore:
             n = cur.execute("SELECT count(*) FROM faces WHERE person_id=?", (row[0],)).fetchone()[0]
             cur.execute("DELETE FROM faces WHERE person_id=?", (row[0],))
             cur.execute("DELETE FROM people WHERE id=?", (row[0],))
-            cur.execute("UPDATE collections SET generation=generation+1 WHERE id=?", (cid,))
         self._purge_wal()
         return int(n)
 
@@ -418,7 +434,6 @@ class FaceStore:
             left = cur.execute("SELECT count(*) FROM faces WHERE person_id=?", (row[0],)).fetchone()[0]
             if not left:
                 cur.execute("DELETE FROM people WHERE id=?", (row[0],))
-            cur.execute("UPDATE collections SET generation=generation+1 WHERE id=?", (cid,))
         self._purge_wal()
         return str(row[1])
 
@@ -534,7 +549,6 @@ class FaceStore:
                                     "box, image, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                                     (pid, cid, vec.tobytes(), face.get("source"), face.get("image_sha256"),
                                      json.dumps(box) if box else None, image, face.get("created_at") or _now()))
-                cur.execute("UPDATE collections SET generation=generation+1 WHERE id=?", (cid,))
         except RecogError:
             raise
         except (KeyError, TypeError, ValueError, sqlite3.IntegrityError) as exc:
