@@ -29,12 +29,12 @@ def resize_to_input(img: Image.Image, prep: Preprocessing) -> np.ndarray:
     if prep.resize == "stretch":
         out = img.resize((w, h), Image.BILINEAR, reducing_gap=3.0)
     elif prep.resize == "shorter_crop":
-        scale = max(h, w) / prep.crop_pct / min(img.size)
-        rw, rh = max(w, round(img.width * scale)), max(h, round(img.height * scale))
-        left, top = (rw - w) // 2, (rh - h) // 2
-        # resize only the region that survives the crop
-        box = (left / scale, top / scale, (left + w) / scale, (top + h) / scale)
-        out = img.resize((w, h), Image.BILINEAR, box=box, reducing_gap=3.0)
+        # resize only the region that survives the crop: a window of (w, h) / scale source pixels,
+        # centred exactly (sub-pixel), so a reduced JPEG decode crops the same scene as a full one
+        scale = max(max(h, w) / prep.crop_pct / min(img.size), w / img.width, h / img.height)
+        cw, ch = w / scale, h / scale
+        left, top = (img.width - cw) / 2, (img.height - ch) / 2
+        out = img.resize((w, h), Image.BILINEAR, box=(left, top, left + cw, top + ch), reducing_gap=3.0)
     else:  # letterbox
         scale = min(w / img.width, h / img.height)
         rw, rh = max(1, round(img.width * scale)), max(1, round(img.height * scale))
