@@ -183,6 +183,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--parts", default="detection,embedding,overhead,identify")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = ap.parse_args()
     if "numpy" in sys.modules:
@@ -197,15 +198,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         scenes = {"640x480": make_scene(work, 640, 480), "1920x1080": make_scene(work, 1920, 1080)}
-        print("detection (per image):", flush=True)
-        results["detection"] = bench_detection(scenes, args.repeats)
-        print("embedding:", flush=True)
-        results["embedding_per_face"] = bench_embedding(scenes["640x480"], args.repeats * 3)
-        print("pipeline vs direct dlib (decode + HOG upsample 1 + landmarks + embedding):", flush=True)
-        results["overhead"] = bench_overhead(scenes, args.repeats)
-        print("identify (top-5 people, one probe face):", flush=True)
-        results["identify"] = bench_identify([int(s) for s in args.sizes.split(",") if s], max(50, args.repeats * 10),
-                                             work)
+        parts = set(args.parts.split(","))
+        if "detection" in parts:
+            print("detection (per image):", flush=True)
+            results["detection"] = bench_detection(scenes, args.repeats)
+        if "embedding" in parts:
+            print("embedding:", flush=True)
+            results["embedding_per_face"] = bench_embedding(scenes["640x480"], args.repeats * 3)
+        if "overhead" in parts:
+            print("pipeline vs direct dlib (decode + HOG upsample 1 + landmarks + embedding):", flush=True)
+            results["overhead"] = bench_overhead(scenes, args.repeats)
+        if "identify" in parts:
+            print("identify (top-5 people, one probe face):", flush=True)
+            results["identify"] = bench_identify([int(s) for s in args.sizes.split(",") if s],
+                                                 max(50, args.repeats * 10), work)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     print(json.dumps(results))

@@ -73,3 +73,11 @@ def test_cache_sees_plain_sql_writes_by_another_program(gallery_store):
         conn.execute("DELETE FROM faces WHERE person_id=(SELECT id FROM people WHERE name='person-02')")
     after, _ = cache.get("g")
     assert after is not before and len(after) == 196 and "person-02" not in after.snapshot.person_names
+
+
+def test_search_leaves_the_blas_thread_count_as_it_was(gallery_store, random_gallery):
+    from threadpoolctl import threadpool_info
+
+    before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    search(Index.build(gallery_store.snapshot("g")), random_gallery[1][:3], k=2)
+    assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
