@@ -10,6 +10,17 @@ import pytest
 LABELS = ["0", "1", "7"]
 
 
+@pytest.fixture(scope="package", autouse=True)
+def _one_torch_thread():
+    """Tiny models run fastest on one thread; two OpenMP threads spin-wait badly on a busy 2-core box."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def trained_bundle(tmp_path_factory, digits_tree) -> Path:
     """resnet-micro trained for a few seconds on real MNIST digits 0/1/7 (high test accuracy)."""
@@ -36,7 +47,7 @@ def exported_bundle(tmp_path_factory, trained_bundle, digits_tree) -> Path:
 
     out = tmp_path_factory.mktemp("exported") / "digits"
     shutil.copytree(trained_bundle, out)
-    export_bundle(out, quantize="int8", calibration=digits_tree, max_drop=5.0)
+    export_bundle(out, quantize="int8", calibration=digits_tree, max_drop=5.0, threads=1)
     return out
 
 
