@@ -143,3 +143,21 @@ def test_importing_recog_faces_does_not_load_dlib():
             "print(sorted(m for m in ('dlib', 'faiss', 'torch', 'cv2') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_cnn_detector_finds_the_face(analyzer, face_photos):
+    small = face_photos["hopper_crop"]  # 350x360: the CNN is slow on a CPU
+    hog, cnn = analyzer.detect(small), analyzer.detect(small, detector="cnn", upsample=0)
+    assert cnn.detector == "cnn" and len(cnn) == 1 and iou(hog[0].box, cnn[0].box) > 0.6
+    assert len(cnn[0].landmarks) == 5
+
+
+def test_concurrent_calls_share_the_model_pool(analyzer, face_photos):
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = [face_photos[n] for n in ("hopper_crop", "astronaut_face", "hopper_crop", "astronaut_face")]
+    serial = [analyzer.analyze(p) for p in paths]
+    with ThreadPoolExecutor(4) as ex:
+        parallel = list(ex.map(analyzer.analyze, paths))
+    for (d1, v1), (d2, v2) in zip(serial, parallel):
+        assert [f.box for f in d1] == [f.box for f in d2] and np.array_equal(v1, v2)

@@ -65,7 +65,7 @@ def detect_cmd(
     detector: str = _DETECTOR, upsample: int = _UPSAMPLE, min_size: int = _MIN_SIZE,
     max_faces: Optional[int] = _MAX_FACES,
 ) -> None:
-    """Find faces: boxes [x1,y1,x2,y2] in original-image pixels, 5 landmarks, score."""
+    """Find faces: boxes (x1, y1, x2, y2) in original-image pixels, 5 landmarks, score."""
     from recog.faces.analyzer import draw_faces
 
     dets = _analyzer(detector, upsample, min_size, max_faces).detect(image)
@@ -111,7 +111,11 @@ def enroll_cmd(
 
     with _recognizer(db, _analyzer(detector, upsample, 0, None)) as fr:
         try:
-            fr.collection(collection)
+            existing = fr.collection(collection)
+            if threshold is not None and threshold != existing.threshold:
+                _stderr().print(f"[yellow]note[/] collection {collection!r} exists with threshold "
+                                f"{existing.threshold}; --threshold applies to new collections "
+                                f"(change it with `recog faces update -c {collection} --threshold {threshold}`)")
         except NotFoundError:
             fr.create_collection(collection, store_images=store_images,
                                  **({} if threshold is None else {"threshold": threshold}))
