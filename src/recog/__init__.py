@@ -28,10 +28,12 @@ _LAZY = {
     "create_model": ("recog.models.registry", "create_model"),
     "list_presets": ("recog.models.registry", "list_presets"),
     "Client": ("recog.client", "Client"),
+    "FaceAnalyzer": ("recog.faces", "FaceAnalyzer"),
+    "FaceRecognizer": ("recog.faces", "FaceRecognizer"),
 }
 
-__all__ = ["Classification", "Client", "Label", "ModelInfo", "PredictionFailure", "Predictor", "Preprocessing",
-           "__version__", "create_model", "errors", "list_presets", "load", "load_image"]
+__all__ = ["Classification", "Client", "FaceAnalyzer", "FaceRecognizer", "Label", "ModelInfo", "PredictionFailure",
+           "Predictor", "Preprocessing", "__version__", "create_model", "errors", "list_presets", "load", "load_image"]
 
 
 def __getattr__(name: str) -> Any:
