@@ -1,6 +1,6 @@
 """recog: train, evaluate, explain, optimize and serve image recognition models.
 
-Importing this package is cheap: torch, OpenCV, onnxruntime and faiss load only
+Importing this package is cheap: torch, OpenCV, onnxruntime and dlib load only
 when a function that needs them runs.
 
 Example:
