@@ -10,8 +10,8 @@ Two models, measured in one run on one machine:
    with the demo's settings. It is exported with ``recog export --quantize
    int8`` calibrated on the train split, checked on the 1,000 test digits.
 
-Ratios come from *interleaved* A/B rounds (A then B, repeated), so a noisy
-machine slows both sides alike; the median of the per-round ratios is
+Ratios come from *interleaved* A/B rounds (a block of A, then a block of B,
+repeated), so a noisy machine slows both sides alike; the median of the per-round ratios is
 reported, with the worst round. The ``recog bench`` table (p50, p95,
 images/s, agreement, accuracy, share of the float32 matmul ceiling) is
 printed for each model too.
@@ -37,22 +37,32 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def interleaved(a, b, x: np.ndarray, *, rounds: int, per_round: int) -> dict:
-    """Median per-round ratio time(a)/time(b) of ``infer(x)``, a and b alternating."""
+    """Median per-round ratio time(a)/time(b) of ``infer(x)``.
+
+    Each round times a block of ``per_round`` calls of ``a``, then a block of
+    ``b``; the first call of each block is not timed, since the other
+    runtime's worker threads may still be spin-waiting from the previous
+    block (both PyTorch's OpenMP and ONNX Runtime's pools spin briefly after
+    a run, and on 2 cores a spinning pool halves the other one's speed).
+    """
     for _ in range(3):
         a.infer(x)
         b.infer(x)
-    ta, tb, ratios = [], [], []
-    for _ in range(rounds):
-        ra, rb = [], []
+
+    def block(backend) -> float:
+        time.sleep(0.05)  # let the other runtime's spinning workers go idle
+        backend.infer(x)
+        times = []
         for _ in range(per_round):
             t = time.perf_counter()
-            a.infer(x)
-            ra.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            b.infer(x)
-            rb.append(time.perf_counter() - t)
-        ta.append(np.median(ra))
-        tb.append(np.median(rb))
+            backend.infer(x)
+            times.append(time.perf_counter() - t)
+        return float(np.median(times))
+
+    ta, tb, ratios = [], [], []
+    for _ in range(rounds):
+        ta.append(block(a))
+        tb.append(block(b))
         ratios.append(ta[-1] / tb[-1])
     return {"a_ms": round(1000 * float(np.median(ta)), 3), "b_ms": round(1000 * float(np.median(tb)), 3),
             "ratio": round(float(np.median(ratios)), 3), "ratio_worst_round": round(float(np.min(ratios)), 3),
@@ -96,9 +106,9 @@ def resnet50_part(work: Path, args) -> dict:
     x1 = synthetic(created_prep(bundle), 1).x
     t, o, q = (load(bundle, backend=b, threads=args.threads) for b in ("torch", "onnx", "onnx-int8"))
     print("resnet-50: interleaved torch vs onnx at batch 1 ...", flush=True)
-    torch_vs_onnx = interleaved(t.backend, o.backend, x1, rounds=args.rounds, per_round=5)
+    torch_vs_onnx = interleaved(t.backend, o.backend, x1, rounds=args.rounds, per_round=8)
     print("resnet-50: interleaved onnx vs onnx-int8 at batch 1 ...", flush=True)
-    onnx_vs_int8 = interleaved(o.backend, q.backend, x1, rounds=args.rounds, per_round=5)
+    onnx_vs_int8 = interleaved(o.backend, q.backend, x1, rounds=args.rounds, per_round=8)
     del t, o, q
     report = run_bench(bundle, backends=("torch", "onnx", "onnx-int8"), batches=(1, 8), threads=args.threads,
                        budget_s=args.seconds)
@@ -112,19 +122,19 @@ def created_prep(bundle: Path):
     return read_manifest(bundle).preprocessing
 
 
-def trained_bundle(work: Path) -> tuple[Path, Path]:
+def trained_bundle(work: Path, src: Path | None) -> tuple[Path, Path]:
     """(copy of a recog-trained bundle, MNIST tree). Trains with the demo's settings if needed."""
     from recog.demo import TRAIN_ARGS, write_mnist_tree
 
     data = write_mnist_tree(ROOT / "data" / "mnist")
-    src = ROOT / "runs" / "demo" / "best"
+    src = src or ROOT / "runs" / "demo" / "best"
     if not (src / "recog.json").is_file():
         print("no runs/demo/best: training resnet-tiny with the demo's settings ...", flush=True)
         run = work / "train"
         subprocess.run([sys.executable, "-m", "recog", "train", str(data), *TRAIN_ARGS, "--out", str(run)],
                        check=True)
         src = run / "best"
-    dst = work / "trained"
+    dst = work / f"trained-{src.parent.name}"
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("report"))
     # start from the trained weights alone: drop exports made earlier
     from recog.models.bundle import read_manifest, update_bundle
@@ -136,13 +146,13 @@ def trained_bundle(work: Path) -> tuple[Path, Path]:
     return dst, data
 
 
-def trained_part(work: Path, args) -> dict:
+def trained_part(work: Path, args, src: Path | None) -> dict:
     from recog.runtime import load
     from recog.runtime.bench import run_bench
     from recog.runtime.evalset import load_labelled
     from recog.runtime.export import export_bundle
 
-    bundle, data = trained_bundle(work)
+    bundle, data = trained_bundle(work, src)
     print(f"trained model: exporting {bundle} to ONNX + int8 (calibration: train split) ...", flush=True)
     result = export_bundle(bundle, quantize="int8", calibration=data, max_drop=1.0, threads=args.threads,
                            validation_size=1000,
@@ -156,12 +166,13 @@ def trained_part(work: Path, args) -> dict:
         print(f"trained model: interleaved onnx vs onnx-int8 at batch {b} ...", flush=True)
         x = np.ascontiguousarray(np.concatenate([test.x] * 2)[:b])
         ratios[f"batch{b}"] = interleaved(o.backend, q.backend, x, rounds=args.rounds,
-                                          per_round=20 if b == 1 else 5)
+                                          per_round=20 if b < 64 else 8)
     del o, q
     report = run_bench(bundle, backends=("torch", "onnx", "onnx-int8"), batches=(1, 8, 64), data=data,
                        threads=args.threads, budget_s=args.seconds)
     print_table(report)
-    return {"exports": {k: {kk: v.get(kk) for kk in ("parity", "quantization", "speed_rank", "latency_ms_batch1")}
+    return {"bundle": str(src or "runs/demo/best"), "source_model": report.model["source_model"],
+            "input_size": report.model["input_size"], "exports": {k: {kk: v.get(kk) for kk in ("parity", "quantization", "speed_rank", "latency_ms_batch1")}
                         for k, v in result.exports.items()},
             "onnx_vs_int8": ratios, "bench": report.to_dict()}
 
@@ -173,6 +184,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--json", default=None)
     ap.add_argument("--only", choices=("resnet50", "trained"), default=None)
+    ap.add_argument("--trained", type=Path, action="append", default=None,
+                    help="bundle trained by `recog train` on data/mnist (repeatable) [default: runs/demo/best]")
     ap.add_argument("--keep", default=None, help="work folder to keep (default: a temporary one)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -187,7 +200,7 @@ def main() -> None:
         if args.only in (None, "resnet50"):
             out["resnet50"] = resnet50_part(work, args)
         if args.only in (None, "trained"):
-            out["trained"] = trained_part(work, args)
+            out["trained"] = [trained_part(work, args, src) for src in (args.trained or [None])]
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -203,11 +216,11 @@ def main() -> None:
         for row in r["bench"]["rows"]:
             print(f"  {row['backend']:9s} batch {row['batch']:3d}: {100 * row['ceiling_share']:.0f}% of the fp32 "
                   f"matmul ceiling ({r['bench']['machine']['matmul_fp32_gflops']:.0f} GFLOP/s)")
-    if "trained" in out:
-        t = out["trained"]
+    for t in out.get("trained", []):
         p = t["exports"]["onnx-int8"]["parity"]
-        print(f"recog-trained model: int8 accuracy {100 * p['accuracy_reference']:.2f}% → {100 * p['accuracy']:.2f}% "
-              f"({p['accuracy_drop_points']:+.2f} points drop; bar ≤ 1.0) on {p['images']} test digits")
+        print(f"recog-trained {t['source_model']} @ {t['input_size'][0]} px ({t['bundle']}): int8 accuracy "
+              f"{100 * p['accuracy_reference']:.2f}% → {100 * p['accuracy']:.2f}% ({p['accuracy_drop_points']:+.2f} "
+              f"points drop; bar ≤ 1.0) on {p['images']} test digits")
         for b, q in t["onnx_vs_int8"].items():
             print(f"  {b}: onnx fp32 {q['a_ms']:.3f} ms, int8 {q['b_ms']:.3f} ms → int8 {q['ratio']:.2f}x faster "
                   f"(worst round {q['ratio_worst_round']:.2f}x; bar 2x)")

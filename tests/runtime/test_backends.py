@@ -67,6 +67,11 @@ def test_threads_are_explicit(exported_bundle):
     model = predictor.load(exported_bundle, backend="onnx", threads=1)
     opts = model.backend.session.get_session_options()
     assert model.backend.threads == 1 and opts.intra_op_num_threads == 1 and opts.inter_op_num_threads == 1
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+    quiet = predictor.load(exported_bundle, backend="onnx-int8", threads=2, spin=False)
+    opts = quiet.backend.session.get_session_options()
+    assert opts.intra_op_num_threads == 2 and opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert predictor.load(exported_bundle, backend="torch", spin=False).backend.name == "torch"
     with pytest.raises(ConfigError):
         predictor.load(exported_bundle, backend="onnx", threads=0)
 

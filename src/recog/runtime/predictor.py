@@ -32,7 +32,10 @@ class TorchBackend:
 
     name = "torch"
 
-    def __init__(self, manifest: BundleManifest, *, device: str = "cpu", threads: int | None = None) -> None:
+    def __init__(self, manifest: BundleManifest, *, device: str = "cpu", threads: int | None = None,
+                 spin: bool = True) -> None:
+        """``threads`` sets torch's intra-op threads (process-wide); ``spin`` is an ONNX Runtime
+        setting, accepted so that ``load(path, spin=False)`` works whichever backend ``auto`` picks."""
         import torch
 
         from recog.models.bundle import load_torch_model
