@@ -124,3 +124,33 @@ def test_interrupt_saves_last_and_resume_continues(digits_tree, tmp_path):
     assert res.returncode == 0, res.stderr
     epochs = [int(r["epoch"]) for r in csv.DictReader(open(out / "metrics.csv"))]
     assert epochs[-1] == done + 1 and epochs == sorted(set(epochs))
+
+
+def test_streaming_when_data_exceeds_the_cache(digits_tree, tmp_path, capsys):
+    """Over --cache-gb the images are decoded every epoch; a file that breaks mid-run is skipped."""
+    import yaml
+
+    data = tmp_path / "data"
+    shutil.copytree(digits_tree / "train", data)
+    (data / "7" / "fake.png").write_text("hello")
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"cache_gb": 0.0001}))
+    code, _, err = run_cli(["train", data, *FAST, "--epochs", "2", "--config", config, "--workers", "2", "--out", tmp_path / "run"],
+                           capsys)
+    assert code == 0, err
+    assert err.count("fake.png") >= 1
+    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    assert len(rows) == 2 and float(rows[-1]["train_acc"]) > 0.5
+
+
+def test_evaluate_manifest_with_groups(trained, digits_tree, tmp_path, capsys):
+    rows = ["path,label,split,group"]
+    for i, p in enumerate(sorted((digits_tree / "test").glob("*/*.png"))):
+        rows.append(f"{p},{p.parent.name},test,{'site-a' if i % 3 else 'site-b'}")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("\n".join(rows) + "\n")
+    code, out, err = run_cli(["evaluate", trained / "best", manifest, "--out", tmp_path / "rep"], capsys)
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    assert set(metrics["groups"]) == {"site-a", "site-b"}
+    assert "largest group gap" in out and (tmp_path / "rep" / "groups.png").is_file()

@@ -30,6 +30,8 @@ def register(app: typer.Typer) -> None:
         val_split: Optional[float] = typer.Option(None, "--val-split", help="Validation fraction drawn when the data has no val/. [default: 0.1]"),
         seed: Optional[int] = typer.Option(None),
         device: Optional[str] = typer.Option(None, help="auto | cpu | cuda | cuda:N | mps."),
+        cache_gb: Optional[float] = typer.Option(None, "--cache-gb", help="Decode into memory up to this many GB; larger data streams from disk. [default: 8]"),
+        workers: Optional[int] = typer.Option(None, "--workers", help="Image decoding threads. [default: 2]"),
         strict: bool = typer.Option(False, "--strict", help="Fail on any unreadable image instead of skipping it."),
         config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML file of options; flags override it."),
         resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder from last/."),
@@ -43,7 +45,8 @@ def register(app: typer.Typer) -> None:
         flags = dict(data=data, model=model, weights=weights, out=out, epochs=epochs, batch_size=batch_size, lr=lr,
                      augment=augment, strategy=strategy, freeze_epochs=freeze_epochs,
                      backbone_lr_mult=backbone_lr_mult, balance=balance, label_smoothing=label_smoothing,
-                     patience=patience, image_size=image_size, val_split=val_split, seed=seed, device=device)
+                     patience=patience, image_size=image_size, val_split=val_split, seed=seed, device=device,
+                     cache_gb=cache_gb, workers=workers)
         flags = {k: v for k, v in flags.items() if v is not None}
         if no_flip:
             flags["hflip"] = False

@@ -58,9 +58,14 @@ def decode_samples(samples: Sequence[Sample], prep: Preprocessing, *, threads: i
             if progress:
                 progress(1)
     if failures and strict:
-        listing = "\n".join(f"  {p}: {r}" for p, r in failures[:20])
-        more = f"\n  ... and {len(failures) - 20} more" if len(failures) > 20 else ""
-        raise DatasetError(f"{len(failures)} unreadable file(s) (--strict):\n{listing}{more}",
-                           hint="remove or fix them, or drop --strict to skip them")
+        raise unreadable_error(failures)
     kept = np.flatnonzero(ok).tolist()
     return out[ok], kept, failures
+
+
+def unreadable_error(failures: Sequence[tuple[str, str]]) -> DatasetError:
+    """The ``--strict`` refusal, listing up to 20 ``(path, reason)`` pairs."""
+    listing = "\n".join(f"  {p}: {r}" for p, r in failures[:20])
+    more = f"\n  ... and {len(failures) - 20} more" if len(failures) > 20 else ""
+    return DatasetError(f"{len(failures)} unreadable file(s) (--strict):\n{listing}{more}",
+                        hint="remove or fix them, or drop --strict to skip them")

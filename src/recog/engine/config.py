@@ -37,9 +37,10 @@ class TrainConfig:
             validation accuracy (0 = off).
         val_split, test_split: fractions drawn (stratified, seeded) when the
             data has no val/test split of its own.
-        workers: threads that decode images (once, before the first epoch).
-        cache_gb: most memory the decoded images may take; training decodes
-            every image once at the model's input size and keeps it in memory.
+        workers: threads that decode images.
+        cache_gb: a split whose decoded images (at the model's input size)
+            fit in this many GB is decoded once and kept in memory; a larger
+            one is decoded from disk every epoch, one batch ahead.
     """
 
     data: str

@@ -1,8 +1,15 @@
-"""Training data in memory: decoded once, served as shuffled uint8 batches.
+"""Training data served as shuffled uint8 batches at the model's input size.
 
-``ImageBatches`` holds ``(N, H, W, 3)`` uint8 images at the model's input
-size and their label indices; augmentation and normalization happen per batch
-on the training device (see :mod:`recog.data.augment`).
+Two sources with one interface (``len``, ``targets``, ``failures``,
+``batches``):
+
+* :class:`ImageBatches`: every image decoded once into memory, when the
+  decoded split fits in ``cache_gb``;
+* :class:`StreamingBatches`: decoded again each epoch in a thread pool, one
+  batch ahead of the training step, for data larger than that.
+
+Augmentation and normalization happen per batch on the training device (see
+:mod:`recog.data.augment`).
 """
 
 from __future__ import annotations
@@ -12,9 +19,11 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from concurrent.futures import ThreadPoolExecutor
+
 from recog.data.dataset import Sample
-from recog.data.loading import decode_samples
-from recog.errors import DatasetError
+from recog.data.loading import decode_one, decode_samples, unreadable_error
+from recog.errors import ImageError
 from recog.types import Preprocessing
 
 
@@ -37,20 +46,76 @@ class ImageBatches:
             yield self.images[idx], self.targets[idx]
 
 
+class StreamingBatches:
+    """Decodes each batch from disk when it is needed, the next one while the current trains.
+
+    A file that fails to decode is left out of its batch and listed in
+    ``failures`` (once); nothing stops mid-epoch.
+    """
+
+    def __init__(self, samples: Sequence[Sample], targets: np.ndarray, prep: Preprocessing, threads: int) -> None:
+        self.samples = list(samples)
+        self.targets = targets
+        self.prep = prep
+        self.threads = max(1, threads)
+        self.failures: list[tuple[str, str]] = []
+        self._bad: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def _decode(self, pool: ThreadPoolExecutor, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        def one(i: int) -> np.ndarray | None:
+            if i in self._bad:
+                return None
+            try:
+                return decode_one(self.samples[i].path, self.prep)
+            except ImageError as exc:
+                self._bad.add(i)
+                self.failures.append((str(self.samples[i].path), str(exc)))
+                return None
+
+        arrays = list(pool.map(one, idx.tolist()))
+        keep = [k for k, a in enumerate(arrays) if a is not None]
+        h, w = self.prep.size
+        images = np.stack([arrays[k] for k in keep]) if keep else np.zeros((0, h, w, 3), np.uint8)
+        return images, self.targets[idx[keep]]
+
+    def batches(self, batch_size: int, *, order: np.ndarray | None = None, drop_last: bool = False
+                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        order = np.arange(len(self)) if order is None else order
+        stop = len(order) - (len(order) % batch_size if drop_last and len(order) > batch_size else 0)
+        chunks = [np.sort(order[i:i + batch_size]) for i in range(0, stop, batch_size)]
+        with ThreadPoolExecutor(max_workers=self.threads) as pool, ThreadPoolExecutor(max_workers=1) as ahead:
+            pending = ahead.submit(self._decode, pool, chunks[0]) if chunks else None
+            for k in range(len(chunks)):
+                images, targets = pending.result()
+                pending = ahead.submit(self._decode, pool, chunks[k + 1]) if k + 1 < len(chunks) else None
+                if len(targets):
+                    yield images, targets
+
+
 def decoded_size_gb(n: int, prep: Preprocessing) -> float:
     return n * prep.size[0] * prep.size[1] * 3 / 1e9
 
 
 def load_split(samples: Sequence[Sample], labels: Sequence[str], prep: Preprocessing, *, strict: bool,
-               threads: int, cache_gb: float, progress: Callable[[int], None] | None = None) -> ImageBatches:
-    """Decode ``samples`` into memory; bad files are skipped and listed (or fatal when strict)."""
-    need = decoded_size_gb(len(samples), prep)
-    if need > cache_gb:
-        raise DatasetError(
-            f"{len(samples)} images at {prep.size[0]}x{prep.size[1]} need {need:.1f} GB decoded, over the "
-            f"{cache_gb:g} GB in-memory cache.", hint="raise --cache-gb if the machine has the memory, "
-            "or train at a smaller --image-size")
+               threads: int, cache_gb: float, progress: Callable[[int], None] | None = None
+               ) -> ImageBatches | StreamingBatches:
+    """Decode ``samples`` into memory when they fit in ``cache_gb``, else stream them.
+
+    Bad files are skipped and listed (or fatal when ``strict``: streamed data
+    is then checked in full before training starts).
+    """
     index = {name: i for i, name in enumerate(labels)}
+    if decoded_size_gb(len(samples), prep) > cache_gb:
+        from recog.data.audit import find_bad_files
+
+        bad = find_bad_files(samples, threads=threads, progress=progress) if strict else []
+        if bad:
+            raise unreadable_error(bad)
+        targets = np.array([index[s.label] for s in samples], dtype=np.int64)
+        return StreamingBatches(samples, targets, prep, threads)
     images, kept, failures = decode_samples(samples, prep, threads=threads, strict=strict, progress=progress)
     targets = np.array([index[samples[i].label] for i in kept], dtype=np.int64)
     return ImageBatches(images, targets, [samples[i] for i in kept], failures)

@@ -117,9 +117,8 @@ class _Session:
 
         self.train_data = decode("train")
         self.val_data = decode("val") if ds.split("val") else None
-        self.skipped = list(ds.skipped) + self.train_data.failures + (self.val_data.failures if self.val_data else [])
-        for path, reason in self.skipped:
-            reporter.message(f"skipped {path}: {reason}")
+        self._reported = 0
+        self.report_skipped()
         if len(self.train_data) == 0:
             raise DatasetError(f"{config.data}: every training image failed to load.")
 
@@ -158,6 +157,19 @@ class _Session:
         self.use_amp = config.amp and self.device.startswith("cuda")
         self.amp_dtype = (torch.bfloat16 if self.use_amp and torch.cuda.is_bf16_supported() else torch.float16)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
+
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        """Files left out so far: not images, or failed to decode (streamed data adds to it as it goes)."""
+        return (list(self.dataset.skipped) + self.train_data.failures
+                + (self.val_data.failures if self.val_data else []))
+
+    def report_skipped(self) -> None:
+        """Tell the reporter about files skipped since the last call."""
+        skipped = self.skipped
+        for path, reason in skipped[self._reported:]:
+            self.rep.message(f"skipped {path}: {reason}")
+        self._reported = len(skipped)
 
     # ------------------------------------------------------------------ state
     def backbone_frozen(self, epoch: int) -> bool:
@@ -294,6 +306,7 @@ class _Session:
                 row["val_loss"], row["val_acc"] = self.validate()
                 self.epoch = epoch + 1
                 self.history.append(row)
+                self.report_skipped()
                 improved = self._improved(row["val_acc"], row["val_loss"])
                 self.append_metrics(row)
                 metrics = {"val_accuracy": row["val_acc"], "val_loss": row["val_loss"]}
