@@ -88,7 +88,8 @@ async function classify(file) {
   if (!name) { showError("No model is loaded on this server."); return; }
   $("output").hidden = false;
   $("preview").src = URL.createObjectURL(file);
-  $("filename").textContent = `${file.name} · ${(file.size / 1024).toFixed(0)} KB`;
+  const size = file.size < 1024 ? `${file.size} B` : `${(file.size / 1024).toFixed(0)} KB`;
+  $("filename").textContent = `${file.name} · ${size}`;
   $("results").replaceChildren();
   $("timing").textContent = "classifying…";
   const form = new FormData();
