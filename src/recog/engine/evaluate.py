@@ -67,6 +67,12 @@ def predict_probabilities(predictor, paths: list, *, batch_size: int = 64,
     return (np.concatenate(probs) if probs else np.zeros((0, c))), kept, failures
 
 
+def _model_name(bundle: str | Path) -> str:
+    """``runs/pets/best`` → ``pets/best``: the run's name says more than ``best``."""
+    path = Path(bundle).resolve()
+    return f"{path.parent.name}/{path.name}" if path.name in ("best", "last") else path.name
+
+
 def evaluate(bundle: str | Path, data: str | Path, *, split: str | None = None, out: str | Path | None = None,
              backend: str = "auto", batch_size: int = 64,
              progress_factory: Callable[[str, int], Any] | None = None) -> EvaluationResult:
@@ -104,7 +110,7 @@ def evaluate(bundle: str | Path, data: str | Path, *, split: str | None = None, 
     info = {**predictor.info.to_dict(), "backend": predictor.backend.name, "bundle": str(bundle),
             "data": str(data), "split": split_name, "skipped_files": len(failures)}
     report = write_report(out_dir, y_true, probs, list(predictor.labels), sources=[str(s.path) for s in kept_samples],
-                          groups=groups, title=f"recog evaluation: {Path(bundle).name} on {split_name}",
+                          groups=groups, title=f"recog evaluation: {_model_name(bundle)} on {data} ({split_name})",
                           model_info=info)
     import json
 
