@@ -28,6 +28,7 @@ def register(app: typer.Typer) -> None:
         cors_origin: list[str] = typer.Option(None, "--cors-origin", help="Allow this browser origin (repeatable); CORS is off by default."),
         drain_delay: Optional[float] = typer.Option(None, help="Seconds of 503 readiness after SIGTERM before closing [0]."),
         access_log: Optional[bool] = typer.Option(None, "--access-log/--no-access-log", help="uvicorn access log [off]."),
+        faces_db: Optional[Path] = typer.Option(None, "--faces-db", help="Face collections database for /v1/faces and /v1/collections [$RECOG_FACES_DB or ~/.recog/faces.db]."),
     ) -> None:
         """Serve bundles over HTTP: JSON API under /v1, web page at /, metrics at /metrics.
 
@@ -50,7 +51,7 @@ def register(app: typer.Typer) -> None:
             max_batch_size=max_batch_size, max_delay_ms=max_delay_ms, max_queue=max_queue,
             request_timeout_s=timeout, max_body_bytes=None if max_body_mb is None else int(max_body_mb * 1024 * 1024),
             max_pixels=max_pixels, threads=threads, cors_origins=tuple(cors_origin or ()),
-            drain_delay_s=drain_delay, access_log=access_log)
+            drain_delay_s=drain_delay, access_log=access_log, faces_db=faces_db)
         _check_bundles(settings)
         typer.echo(f"serving {', '.join(settings.model_names)} at http://{settings.host}:{settings.port}/ "
                    f"(API: /v1/models, docs: /docs)", err=True)
