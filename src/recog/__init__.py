@@ -19,10 +19,14 @@ from recog.types import Classification, Label, ModelInfo, PredictionFailure, Pre
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from recog.engine.evaluate import evaluate
+    from recog.engine.train import fit as train
     from recog.runtime.predictor import Predictor, load
 
 _LAZY = {
     "load": ("recog.runtime.predictor", "load"),
+    "train": ("recog.engine.train", "fit"),
+    "evaluate": ("recog.engine.evaluate", "evaluate"),
     "Predictor": ("recog.runtime.predictor", "Predictor"),
     "load_image": ("recog.io", "load_image"),
     "create_model": ("recog.models.registry", "create_model"),
@@ -33,7 +37,8 @@ _LAZY = {
 }
 
 __all__ = ["Classification", "Client", "FaceAnalyzer", "FaceRecognizer", "Label", "ModelInfo", "PredictionFailure",
-           "Predictor", "Preprocessing", "__version__", "create_model", "errors", "list_presets", "load", "load_image"]
+           "Predictor", "Preprocessing", "__version__", "create_model", "errors", "evaluate", "list_presets", "load",
+           "load_image", "train"]
 
 
 def __getattr__(name: str) -> Any:

@@ -154,3 +154,15 @@ def test_evaluate_manifest_with_groups(trained, digits_tree, tmp_path, capsys):
     metrics = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     assert set(metrics["groups"]) == {"site-a", "site-b"}
     assert "largest group gap" in out and (tmp_path / "rep" / "groups.png").is_file()
+
+
+def test_python_api_train_evaluate_predict(digits_tree, tmp_path):
+    import recog
+
+    run = recog.train(digits_tree, model="resnet-micro", epochs=1, batch_size=16, augment="none",
+                      out=str(tmp_path / "run"))
+    assert run.best.is_dir() and run.epochs_run == 1
+    res = recog.evaluate(run.best, digits_tree, out=tmp_path / "rep")
+    assert res.split == "test" and res.metrics["num_samples"] == 30
+    pred = recog.load(run.best).predict(next((digits_tree / "test" / "7").glob("*.png")), top_k=3)
+    assert len(pred.top) == 3 and pred.label in ("0", "1", "7")

@@ -9,7 +9,7 @@ import sys
 import recog
 
 PUBLIC = {"Classification", "Label", "ModelInfo", "PredictionFailure", "Predictor", "Preprocessing", "__version__",
-          "create_model", "errors", "list_presets", "load", "load_image"}
+          "create_model", "errors", "evaluate", "list_presets", "load", "load_image", "train"}
 
 
 def test_public_names_exist():

@@ -337,6 +337,17 @@ class _Session:
         return False
 
 
+def fit(data: str | Path, reporter: Reporter | None = None, **options: Any) -> TrainResult:
+    """Train a classifier from Python: the options are :class:`TrainConfig` fields.
+
+    Example:
+        >>> import recog
+        >>> result = recog.train("data/", model="resnet-18", epochs=10, out="runs/pets")  # doctest: +SKIP
+        >>> recog.load(result.best).predict("photo.jpg")                                 # doctest: +SKIP
+    """
+    return train(load_config({"data": str(data), **options}), reporter)
+
+
 def train(config: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
     """Train a classifier as ``config`` says; returns where the bundles are.
 
