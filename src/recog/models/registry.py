@@ -160,8 +160,9 @@ def _from_pretrained(hub_id: str, labels: list[str]) -> "torch.nn.Module":
                 return AutoModelForImageClassification.from_pretrained(hub_id, **kwargs)
             except OSError as exc:
                 err = exc
+    why = "HF_HUB_OFFLINE is set" if _offline() else "the Hugging Face Hub could not be reached, or has no such model"
     raise WeightsUnavailableError(
-        f"pretrained weights for {hub_id!r} are not on this machine and could not be downloaded ({str(err)[:200]}).",
+        f"pretrained weights for {hub_id!r} are not in the local cache and could not be downloaded ({why}).",
         hint=(f"on a machine with internet run `huggingface-cli download {hub_id}` and copy "
               "~/.cache/huggingface/hub here (or pass the downloaded folder as --model / --weights), "
               "or train from scratch with --weights none")) from err
