@@ -47,6 +47,7 @@ def test_train_writes_run_folder(trained):
     assert manifest["training"]["epochs"] == 3
     assert len(manifest["dataset"]["fingerprint"]) == 64
     assert "val_accuracy" in manifest["metrics"]
+    assert manifest["calibration"]["method"] == "temperature" and manifest["calibration"]["temperature"] > 0
     assert (trained / "last" / "train_state.safetensors").is_file()
 
 

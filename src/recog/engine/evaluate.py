@@ -38,7 +38,6 @@ def predict_probabilities(predictor, paths: list, *, batch_size: int = 64,
                           progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, list[int], list[tuple[str, str]]]:
     """Softmax probabilities ``(M, C)`` for the paths that decode, their indices, and failures."""
     from recog.errors import ImageError
-    from recog.runtime.predictor import softmax
 
     probs: list[np.ndarray] = []
     kept: list[int] = []
@@ -47,7 +46,7 @@ def predict_probabilities(predictor, paths: list, *, batch_size: int = 64,
 
     def flush() -> None:
         if batch:
-            probs.append(softmax(predictor.infer(np.stack(batch)).astype(np.float64)))
+            probs.append(predictor.probabilities(predictor.infer(np.stack(batch))))
             if progress:
                 progress(len(batch))
             batch.clear()

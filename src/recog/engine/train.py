@@ -153,6 +153,7 @@ class _Session:
         self.best_loss = float("inf")
         self.stale = 0
         self.history: list[dict[str, float]] = []
+        self.val_logits: tuple[np.ndarray, np.ndarray] | None = None
         self.rng = np.random.default_rng(config.seed)
         self.use_amp = config.amp and self.device.startswith("cuda")
         self.amp_dtype = (torch.bfloat16 if self.use_amp and torch.cuda.is_bf16_supported() else torch.float16)
@@ -193,7 +194,8 @@ class _Session:
         self.best_acc, self.best_loss = st["best_acc"], float(st["best_loss"])
         self.history = list(st["history"])
 
-    def save(self, name: str, extra_metrics: dict[str, Any] | None = None) -> Path:
+    def save(self, name: str, extra_metrics: dict[str, Any] | None = None,
+             calibration: dict[str, Any] | None = None) -> Path:
         from recog.engine.state import save_state
         from recog.models.bundle import save_bundle
 
@@ -204,6 +206,8 @@ class _Session:
                         "counts": self.dataset.counts(), "skipped_files": len(self.skipped)},
             "metrics": {"epoch": self.epoch, **(extra_metrics or {})},
         }
+        if calibration:
+            manifest_extra["calibration"] = calibration
         return save_bundle(self.run_dir / name, self.model, labels=self.labels, preprocessing=self.prep,
                            source_model=self.cfg.model, extra=manifest_extra,
                            write_extra=(lambda d: save_state(d, self.state())) if name == "last" else None)
@@ -271,22 +275,35 @@ class _Session:
                 "lr": self.optimizer.param_groups[0]["lr"]}
 
     def validate(self) -> tuple[float, float]:
+        """Validation loss and accuracy; keeps the logits for temperature fitting."""
         import torch
         import torch.nn.functional as F
 
+        self.val_logits = None
         if self.val_data is None or len(self.val_data) == 0:
             return float("nan"), float("nan")
         self.model.eval()
-        loss = correct = 0.0
+        all_logits, all_targets = [], []
         with torch.inference_mode():
             for images, targets in self.val_data.batches(256):
                 x = (self._to_input(images) - self.mean) / self.std
-                logits = self.model(pixel_values=x).logits.float()
-                y = torch.from_numpy(targets).to(self.device)
-                loss += F.cross_entropy(logits, y, reduction="sum").item()
-                correct += (logits.argmax(1) == y).sum().item()
-        n = len(self.val_data)
-        return loss / n, correct / n
+                all_logits.append(self.model(pixel_values=x).logits.float().cpu())
+                all_targets.append(torch.from_numpy(targets))
+        if not all_logits:  # every validation image failed to decode
+            return float("nan"), float("nan")
+        logits, y = torch.cat(all_logits), torch.cat(all_targets)
+        self.val_logits = (logits.numpy(), y.numpy())
+        return F.cross_entropy(logits, y).item(), (logits.argmax(1) == y).float().mean().item()
+
+    def calibration(self) -> dict[str, Any]:
+        """Temperature scaling fitted on this epoch's validation logits (empty without validation data)."""
+        from recog.engine.calibration import fit_temperature
+
+        if self.val_logits is None:
+            return {}
+        logits, targets = self.val_logits
+        return {"method": "temperature", "temperature": round(fit_temperature(logits, targets), 4),
+                "fitted_on": f"val ({len(targets)} images)"}
 
     def append_metrics(self, row: dict[str, float]) -> None:
         path = self.run_dir / "metrics.csv"
@@ -310,9 +327,10 @@ class _Session:
                 improved = self._improved(row["val_acc"], row["val_loss"])
                 self.append_metrics(row)
                 metrics = {"val_accuracy": row["val_acc"], "val_loss": row["val_loss"]}
+                calibration = self.calibration()
                 if improved:
-                    self.save("best", metrics)
-                self.save("last", metrics)
+                    self.save("best", metrics, calibration)
+                self.save("last", metrics, calibration)
                 self.rep.epoch_end(row, improved)
                 if self.cfg.patience and self.stale >= self.cfg.patience:
                     self.rep.message(f"early stopping: no better validation accuracy for {self.stale} epochs")

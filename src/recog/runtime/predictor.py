@@ -128,9 +128,18 @@ class Predictor:
         """float32 ``(N, 3, H, W)`` → float32 ``(N, C)`` logits."""
         return self.backend.infer(batch)
 
+    @property
+    def temperature(self) -> float:
+        """Softmax temperature fitted on the validation split at training (1.0 when none was)."""
+        return float((self.manifest.raw.get("calibration") or {}).get("temperature", 1.0))
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """``(N, C)`` logits → calibrated class probabilities (softmax of logits / temperature)."""
+        return softmax(np.asarray(logits, dtype=np.float64) / self.temperature)
+
     def postprocess(self, logits: np.ndarray, *, top_k: int = 5,
                     sources: Sequence[str | None] | None = None) -> list[Classification]:
-        probs = softmax(np.asarray(logits, dtype=np.float64))
+        probs = self.probabilities(logits)
         tops = top_k_labels(probs, self.labels, top_k)
         sources = sources or [None] * len(tops)
         return [Classification(top=t, source=s) for t, s in zip(tops, sources)]
