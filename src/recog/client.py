@@ -164,6 +164,10 @@ class Client:
                 return PredictionFailure(path, exc.code, str(exc))
             except errors.InvalidInputError as exc:  # e.g. empty file → 400 from the service
                 return PredictionFailure(path, exc.code, str(exc))
+            except errors.ServiceError as exc:  # this file is over the body cap (413): the others still go
+                if exc.code != "payload_too_large":
+                    raise
+                return PredictionFailure(path, exc.code, str(exc))
 
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
             return list(pool.map(one, paths))

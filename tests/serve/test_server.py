@@ -171,3 +171,25 @@ def test_sigterm_drains_in_flight_requests_then_exits_0(tiny_bundle, photos):
     finally:
         release.set()
         server.stop()
+
+
+def test_client_predict_many_lists_a_file_over_the_body_cap(tmp_path):
+    """A 413 payload_too_large is about one file: it becomes a PredictionFailure, the rest still run."""
+    big, small = tmp_path / "big.jpg", tmp_path / "small.jpg"
+    big.write_bytes(b"\xff\xd8\xff" + b"\x00" * 2000)
+    small.write_bytes(b"\xff\xd8\xff" + b"\x00" * 10)
+    ok = {"model": "tiny", "version": "v", "predictions": [
+        {"label": "cat", "score": 0.9, "top": [{"label": "cat", "index": 0, "score": 0.9}]}]}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if len(request.content) > 1000:
+            return httpx.Response(413, json={"code": "payload_too_large", "detail": "over the cap"},
+                                  headers={"Content-Type": "application/problem+json"})
+        return httpx.Response(200, json=ok)
+
+    client = recog.Client("http://recog.test")
+    client._http = httpx.Client(base_url="http://recog.test", transport=httpx.MockTransport(handler))
+    with client:
+        out = client.predict_many([big, small], model="tiny")
+    assert isinstance(out[0], PredictionFailure) and out[0].code == "payload_too_large"
+    assert isinstance(out[1], Classification) and out[1].label == "cat"
