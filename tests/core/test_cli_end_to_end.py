@@ -167,3 +167,9 @@ def test_python_api_train_evaluate_predict(digits_tree, tmp_path):
     assert res.split == "test" and res.metrics["num_samples"] == 30
     pred = recog.load(run.best).predict(next((digits_tree / "test" / "7").glob("*.png")), top_k=3)
     assert len(pred.top) == 3 and pred.label in ("0", "1", "7")
+
+
+def test_unwritable_output_path_is_a_one_line_error(tmp_path, capsys):
+    code, _, err = run_cli(["api-key", "add", tmp_path / "no-such-folder" / "keys.txt", "--name", "web"], capsys)
+    assert code == 1 and err.startswith("error:") and "No such file or directory" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -2,7 +2,8 @@
 
 Each module named in :data:`COMMAND_MODULES` defines ``register(app)`` which
 adds its commands or sub-app. Library errors (:class:`recog.errors.RecogError`)
-become one-line messages on stderr and the error's exit code.
+become one-line messages on stderr and the error's exit code; an ``OSError`` (an
+output folder that does not exist, no permission) a one-line message and exit 1.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ def main(argv: list[str] | None = None) -> None:
     except RecogError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except OSError as exc:  # a file the command reads or writes (missing folder, permissions, full disk)
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
