@@ -18,6 +18,15 @@ def test_split_folders(digits_tree):
     assert ds.counts()["test"] == {"0": 10, "1": 10, "7": 10}
 
 
+def test_hidden_folders_beside_split_folders_are_ignored(digits_tree, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(digits_tree, root)
+    (root / ".ipynb_checkpoints").mkdir()
+    (root / "train" / ".ipynb_checkpoints").mkdir()
+    ds = load_dataset(root)
+    assert ds.labels == ("0", "1", "7") and ds.counts()["train"] == {"0": 30, "1": 30, "7": 30}
+
+
 def test_flat_class_folders_get_seeded_stratified_splits(digits_tree):
     ds = load_dataset(digits_tree / "train")
     assert not ds.has_splits

@@ -174,7 +174,7 @@ def _scan_class_folders(root: Path, split: str | None) -> tuple[list[Sample], li
 
 
 def _from_folders(root: Path) -> Dataset:
-    subdirs = {p.name.lower(): p for p in root.iterdir() if p.is_dir()}
+    subdirs = {p.name.lower(): p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
     split_dirs = {(_SPLIT_ALIASES[k]): v for k, v in subdirs.items() if k in _SPLIT_ALIASES}
     samples: list[Sample] = []
     skipped: list[tuple[str, str]] = []
