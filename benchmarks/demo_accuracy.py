@@ -78,6 +78,7 @@ def main() -> None:
             train_s = sum(float(line.split(",")[-1]) for line in (run / "metrics.csv").read_text().splitlines()[1:])
             res = evaluate(run / "best", data, split="test", out=Path(tmp) / f"rep{seed}")
             results.append({"seed": int(seed), "test_accuracy": round(res.metrics["accuracy"], 4),
+                            "test_ece": round(res.metrics["ece"], 4),
                             "epoch_seconds_sum": round(train_s, 1), "train_command_wall_s": round(wall, 1)})
         if args.reference:
             results.append(hand_written_cnn(data, epochs=args.reference_epochs))
