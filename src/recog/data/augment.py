@@ -49,7 +49,8 @@ class Augmenter:
     """Callable ``(images, labels) -> (images, targets)`` for one preset.
 
     ``targets`` is the ``(B,)`` label tensor, or, when mixup/cutmix applied,
-    a ``(B, 3)`` tensor ``[label_a, label_b, lam]`` (kornia's convention);
+    a ``(B, 3)`` tensor ``[label_a, label_b, lam]`` (kornia's convention: ``lam``
+    is the share of the image taken from ``label_b``'s sample);
     :func:`mixed_cross_entropy` handles both.
     """
 
@@ -85,13 +86,20 @@ class Augmenter:
             if self._step % 2 == 0:
                 mixer = self.mixers[(self._step // 2) % 2]
                 images, targets = mixer(images, labels)
+                if targets.ndim == 3:  # cutmix: (num_mix, B, 3), one mix here
+                    targets = targets[-1]
                 return images.clamp(0, 1), targets
         return images.clamp(0, 1), labels
 
 
 def mixed_cross_entropy(logits: "torch.Tensor", targets: "torch.Tensor", *, weight: "torch.Tensor | None" = None,
                         label_smoothing: float = 0.0) -> "torch.Tensor":
-    """Cross-entropy for plain ``(B,)`` labels or kornia's ``(B, 3)`` mixed targets."""
+    """Cross-entropy for plain ``(B,)`` labels or kornia's ``(B, 3)`` mixed targets.
+
+    Mixed targets are ``[label_a, label_b, lam]`` where kornia made the image
+    ``(1 - lam) * image_a + lam * image_b`` (cutmix: ``lam`` = pasted area share),
+    so the loss is ``(1 - lam) * CE(label_a) + lam * CE(label_b)``.
+    """
     import torch.nn.functional as F
 
     if targets.ndim == 1:
@@ -99,4 +107,4 @@ def mixed_cross_entropy(logits: "torch.Tensor", targets: "torch.Tensor", *, weig
     a, b, lam = targets[:, 0].long(), targets[:, 1].long(), targets[:, 2]
     la = F.cross_entropy(logits, a, weight=weight, label_smoothing=label_smoothing, reduction="none")
     lb = F.cross_entropy(logits, b, weight=weight, label_smoothing=label_smoothing, reduction="none")
-    return (lam * la + (1 - lam) * lb).mean()
+    return ((1 - lam) * la + lam * lb).mean()
