@@ -34,3 +34,25 @@ def test_strong_preset_trains_through_mixup_and_cutmix():
         assert x.shape == images.shape and loss.ndim == 0 and torch.isfinite(loss)
         loss.backward()
     assert shapes == {(8,), (8, 3)}
+
+
+def test_cutmix_lambda_is_the_share_of_the_pasted_image():
+    """Whatever kornia's default, targets[:, 2] is the share of image b (the pasted one)."""
+    torch.manual_seed(1)
+    aug = Augmenter("strong", (32, 32), hflip=False)
+    aug.pipeline = None  # only the mixers
+    images = torch.zeros(6, 3, 32, 32)
+    for i in range(6):
+        images[i] = i / 10  # each image a flat, distinct value
+    labels = torch.arange(6)
+    checked = 0
+    for _ in range(4):
+        x, targets = aug(images, labels)
+        if targets.ndim == 2 and aug._step % 4 == 2:  # the cutmix step (mixup on the others)
+            for row in range(6):
+                b = int(targets[row, 1])
+                if b != row:
+                    share_b = (x[row, 0] == images[b, 0, 0, 0]).float().mean().item()
+                    assert targets[row, 2].item() == pytest.approx(share_b, abs=0.02)
+                    checked += 1
+    assert checked > 0

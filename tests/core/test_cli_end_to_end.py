@@ -173,3 +173,11 @@ def test_unwritable_output_path_is_a_one_line_error(tmp_path, capsys):
     code, _, err = run_cli(["api-key", "add", tmp_path / "no-such-folder" / "keys.txt", "--name", "web"], capsys)
     assert code == 1 and err.startswith("error:") and "No such file or directory" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_resume_refuses_flags_it_would_ignore(trained, capsys):
+    import re
+
+    code, _, err = run_cli(["train", "--resume", trained, "--lr", "0.1"], capsys)
+    text = re.sub(r"[│╭╮╰╯─\s]+", " ", err)  # click/rich draws usage errors in a box
+    assert code == 2 and "only --epochs may change (got lr)" in text

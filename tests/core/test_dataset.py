@@ -74,8 +74,12 @@ def test_bad_layouts(tmp_path, digits_tree):
         load_dataset(tmp_path / "missing")
     (tmp_path / "only").mkdir()
     shutil.copytree(digits_tree / "train" / "0", tmp_path / "only" / "0")
+    assert load_dataset(tmp_path / "only").labels == ("0",)  # fine to evaluate on; training refuses it
+    from recog.engine.config import load_config
+    from recog.engine.train import train
+
     with pytest.raises(DatasetError, match="at least 2"):
-        load_dataset(tmp_path / "only")
+        train(load_config({"data": str(tmp_path / "only"), "model": "resnet-micro", "out": str(tmp_path / "r")}))
     (tmp_path / "empty" / "a").mkdir(parents=True)
     with pytest.raises(DatasetError, match="no images"):
         load_dataset(tmp_path / "empty")

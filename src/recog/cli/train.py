@@ -55,6 +55,10 @@ def register(app: typer.Typer) -> None:
         reporter = RichReporter()
         try:
             if resume is not None:
+                ignored = sorted(k for k in flags if k != "epochs") + (["--config"] if config else [])
+                if ignored:
+                    raise typer.BadParameter(f"--resume continues with the run's saved config.yaml; only --epochs "
+                                             f"may change (got {', '.join(ignored)}).")
                 result = resume_run(resume, reporter, epochs=epochs)
             else:
                 values = {**(read_yaml(config) if config else {}), **flags}

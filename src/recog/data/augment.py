@@ -75,7 +75,8 @@ class Augmenter:
             ops.append(K.RandomErasing(p=spec.erasing))
         self.pipeline = K.AugmentationSequential(*ops) if ops else None
         self.mixers = ([K.RandomMixUpV2(data_keys=["input", "class"]),
-                        K.RandomCutMixV2(data_keys=["input", "class"])] if spec.mix else [])
+                        K.RandomCutMixV2(data_keys=["input", "class"], use_correct_lambda=True)]
+                       if spec.mix else [])
         self._step = 0
 
     def __call__(self, images: "torch.Tensor", labels: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
@@ -86,8 +87,9 @@ class Augmenter:
             if self._step % 2 == 0:
                 mixer = self.mixers[(self._step // 2) % 2]
                 images, targets = mixer(images, labels)
-                if targets.ndim == 3:  # cutmix: (num_mix, B, 3), one mix here
-                    targets = targets[-1]
+                if targets.ndim == 3:  # cutmix: (num_mix, B, 3), one mix here; its lambda is the share
+                    targets = targets[-1].clone()  # of image a kept, so flip it to mixup's share of image b
+                    targets[:, 2] = 1 - targets[:, 2]
                 return images.clamp(0, 1), targets
         return images.clamp(0, 1), labels
 

@@ -194,9 +194,6 @@ def _from_folders(root: Path) -> Dataset:
         raise DatasetError(f"{root}: found no images ({', '.join(IMAGE_EXTENSIONS)}) in class sub-folders.",
                            hint="lay the data out as DIR/<class>/<image> or DIR/train/<class>/<image>")
     labels = tuple(sorted({s.label for s in samples}))
-    if len(labels) < 2:
-        raise DatasetError(f"{root}: found one class ({labels[0]!r}); classification needs at least 2.",
-                           hint="add one sub-folder per class")
     return Dataset(root=root, samples=tuple(samples), labels=labels, skipped=tuple(skipped))
 
 

@@ -84,6 +84,11 @@ class TrainConfig:
             (self.freeze_epochs >= 0 and self.patience >= 0, "freeze_epochs and patience must be >= 0"),
             (self.backbone_lr_mult > 0, "backbone_lr_mult must be > 0"),
             (self.image_size is None or self.image_size >= 8, "image_size must be at least 8"),
+            (self.workers >= 1, "workers must be >= 1"),
+            (self.cache_gb >= 0, "cache_gb must be >= 0"),
+            (self.warmup_epochs >= 0, "warmup_epochs must be >= 0"),
+            (self.weight_decay >= 0, "weight_decay must be >= 0"),
+            (self.grad_clip >= 0, "grad_clip must be >= 0 (0 turns clipping off)"),
         ]
         from recog.data.augment import PRESETS
 

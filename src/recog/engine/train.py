@@ -98,6 +98,9 @@ class _Session:
         np.random.seed(config.seed)
 
         ds = load_dataset(config.data)
+        if len(ds.labels) < 2:
+            raise DatasetError(f"{config.data}: found one class ({ds.labels[0]!r}); training a classifier needs "
+                               "at least 2.", hint="add one sub-folder (or manifest label) per class")
         if not ds.has_splits or not ds.split("val"):
             ds = ds.with_splits(val=config.val_split, test=config.test_split, seed=config.seed)
         self.dataset = ds

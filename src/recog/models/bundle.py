@@ -159,6 +159,8 @@ def read_manifest(path: str | Path, *, verify: bool = True) -> BundleManifest:
         raise BundleError(f"{path}: bundle format {version} is newer than this recog understands "
                           f"({BUNDLE_FORMAT_VERSION}).", hint="upgrade recog")
     files = raw.get("files") or {}
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        raise BundleError(f"{mpath}: 'files' must map file names to sha256 hex digests.")
     for required in REQUIRED_FILES:
         if required not in files:
             raise BundleError(f"{path}: recog.json does not list {required}.")
