@@ -394,6 +394,7 @@ def resume(run_dir: str | Path, reporter: Reporter | None = None, *, epochs: int
         epochs: a new total epoch count, to extend a finished run.
     """
     from recog.engine.state import STATE_JSON, load_state
+    from recog.models.bundle import read_manifest
 
     run_dir = Path(run_dir)
     last = run_dir / "last"
@@ -405,18 +406,13 @@ def resume(run_dir: str | Path, reporter: Reporter | None = None, *, epochs: int
         config = replace(config, epochs=epochs)
         write_yaml(run_dir / "config.yaml", config)
     rep = reporter or Reporter()
-    from recog.models.bundle import read_manifest
-
     manifest = read_manifest(last)
-    session = _Session(replace(config, weights="none"), rep, run_dir)
+    # the model comes from last/ (its weights and preprocessing), whatever --model first named
+    session = _Session(replace(config, model=str(last), weights=None), rep, run_dir)
     session.cfg = config
     if manifest.raw.get("dataset", {}).get("fingerprint") != session.dataset.fingerprint():
         rep.message("warning: the dataset changed since this run started")
-    from recog.models.bundle import load_torch_model
-
-    session.model.load_state_dict(load_torch_model(manifest).to(session.device).state_dict())
     session.load_state(load_state(last))
-    session.total_steps = session.steps_per_epoch * config.epochs
     if session.epoch >= config.epochs:
         rep.message(f"run already completed {session.epoch} epochs; pass --epochs N to train longer")
     return session.run()
