@@ -107,6 +107,11 @@ async def test_bad_inputs_each_get_a_clear_4xx_and_the_service_keeps_serving(tin
             assert "-F image=@" in body["detail"]
         assert_problem(await client.post(url, json={"image": "https://example.com/cat.jpg"}), 400, "url_not_allowed")
         assert_problem(await client.post(url, content=b"https://example.com/cat.jpg"), 400, "url_not_allowed")
+        assert_problem(await client.post(url, content=b"https://example.com/cat.jpg",  # curl -d URL
+                                         headers={"content-type": "application/x-www-form-urlencoded"}),
+                       400, "url_not_allowed")
+        assert_problem(await client.post(url, json={"images": [base64.b64encode(good).decode()], "top_k": True}),
+                       400, "bad_request")
         assert_problem(await client.post(url, json={"image": "not base64!"}), 400, "bad_request")
         assert_problem(await client.post(url, content=b"{oops", headers={"content-type": "application/json"}),
                        400, "bad_request")

@@ -39,6 +39,8 @@ class Upload:
 def _parse_top_k(value: object) -> int | None:
     if value is None or value == "":
         return None
+    if isinstance(value, bool):
+        raise BadRequestError(f"top_k must be a whole number, got {value!r}.")
     try:
         k = int(value)  # type: ignore[arg-type]
         if isinstance(value, float) and not value.is_integer():
@@ -153,11 +155,11 @@ async def read_images(request, settings: Settings) -> tuple[list[Upload], int | 
         raise BadRequestError("the request body is empty; expected image bytes.",
                               hint="e.g. curl -F image=@photo.jpg URL, or --data-binary @photo.jpg "
                                    "-H 'Content-Type: image/jpeg'")
+    if len(body) < 4096 and body.lstrip().lower().startswith(tuple(p.encode() for p in _URL_PREFIXES)):
+        raise _url_refused("the request body")
     if ctype == "application/x-www-form-urlencoded" and sniff_format(body[:16]) is None:
         # curl -d/--data-binary sends this type; image bytes are fine, form fields are a mistake
         raise BadRequestError("the body is a URL-encoded form, not image bytes.",
                               hint="upload the file with curl -F image=@photo.jpg, or send raw bytes with "
                                    "--data-binary @photo.jpg -H 'Content-Type: image/jpeg'")
-    if len(body) < 4096 and body.lstrip().lower().startswith(tuple(p.encode() for p in _URL_PREFIXES)):
-        raise _url_refused("the request body")
     return [Upload(body, None)], None
