@@ -95,3 +95,21 @@ def test_evaluate(face_photos, tmp_path, env):
     assert "threshold sweep" in r.stderr
     assert json.loads((tmp_path / "r.json").read_text())["roc"]["curve"]
     assert (tmp_path / "roc.png").stat().st_size > 1000
+
+
+def test_detect_min_score_drops_weak_detections(photos):
+    """--min-score filters by the detector's score (the full astronaut photo has one weak false detection)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from recog.cli.main import app
+
+    runner = CliRunner()
+    scores = {}
+    for s in ("0", "0.5"):
+        res = runner.invoke(app, ["faces", "detect", str(photos["astronaut"]), "--min-score", s])
+        assert res.exit_code == 0, res.output
+        scores[s] = [f["score"] for f in json.loads(res.stdout)["faces"]]
+    assert all(x > 0.5 for x in scores["0.5"]) and len(scores["0.5"]) >= 1
+    assert len(scores["0"]) >= len(scores["0.5"])

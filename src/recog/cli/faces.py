@@ -36,11 +36,11 @@ def _stderr():
     return Console(stderr=True)
 
 
-def _analyzer(detector: str, upsample: int, min_size: int, max_faces: Optional[int]):
+def _analyzer(detector: str, upsample: int, min_size: int, max_faces: Optional[int], min_score: float = 0.0):
     from recog.faces.analyzer import DetectOptions, FaceAnalyzer
 
     return FaceAnalyzer(DetectOptions(detector=detector, upsample=upsample, min_face_size=min_size,
-                                      max_faces=max_faces))
+                                      max_faces=max_faces, min_score=min_score))
 
 
 def _recognizer(db: Optional[Path], analyzer=None):
@@ -49,26 +49,19 @@ def _recognizer(db: Optional[Path], analyzer=None):
     return FaceRecognizer(db, analyzer=analyzer)
 
 
-def _progress(description: str, total: int):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeRemainingColumn(), console=_stderr(), transient=True)
-    task = progress.add_task(description, total=total)
-    return progress, (lambda *_: progress.advance(task))
-
-
 @faces_app.command("detect")
 def detect_cmd(
     image: Path = typer.Argument(..., help="Image file."),
     draw: Optional[Path] = typer.Option(None, "--draw", help="Write a copy with boxes and landmarks here."),
     detector: str = _DETECTOR, upsample: int = _UPSAMPLE, min_size: int = _MIN_SIZE,
     max_faces: Optional[int] = _MAX_FACES,
+    min_score: float = typer.Option(0.0, "--min-score", help="Drop detections scoring at or below this "
+                                    "(dlib's own threshold is 0; weak false detections score near it)."),
 ) -> None:
     """Find faces: boxes (x1, y1, x2, y2) in original-image pixels, 5 landmarks, score."""
     from recog.faces.analyzer import draw_faces
 
-    dets = _analyzer(detector, upsample, min_size, max_faces).detect(image)
+    dets = _analyzer(detector, upsample, min_size, max_faces, min_score).detect(image)
     if draw is not None:
         draw_faces(image, dets.faces).save(draw)
     _print(dets.to_dict())
@@ -133,9 +126,10 @@ def enroll_cmd(
             if person is None:
                 raise typer.BadParameter("enrolling one image needs --person NAME (a folder uses its sub-folder names)")
             items = [(person, path)]
-        progress, advance = _progress(f"enrolling into {collection}", len(items))
-        with progress:
-            report = fr.enroll_many(items, collection=collection, on_item=advance)
+        from recog.cli.progress import bar
+
+        with bar(f"enrolling into {collection}", len(items)) as advance:
+            report = fr.enroll_many(items, collection=collection, on_item=lambda *_: advance())
     err = _stderr()
     for s in report.skipped:
         err.print(f"[yellow]skipped[/] {s.source} ({s.code}): {s.detail}", highlight=False)
@@ -276,9 +270,11 @@ def evaluate_cmd(pairs: Path = typer.Argument(..., help="CSV: image1,image2,same
 
     rows, _ = read_pairs(pairs)
     n_images = len({p for r in rows for p in r[:2]})
-    progress, advance = _progress("embedding", n_images)
-    with progress:
-        report = evaluate_pairs(pairs, _analyzer(detector, upsample, 0, None), threshold=threshold, on_image=advance)
+    from recog.cli.progress import bar
+
+    with bar("embedding", n_images) as advance:
+        report = evaluate_pairs(pairs, _analyzer(detector, upsample, 0, None), threshold=threshold,
+                                on_image=lambda *_: advance())
     _show_report(report)
     doc = report.to_dict()
     if out is not None:
