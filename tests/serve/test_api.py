@@ -88,6 +88,20 @@ async def test_predict_several_images_and_top_k(tiny_bundle, photos):
         assert_problem(await client.post("/v1/models/tiny:predict?top_k=0", files=files), 400, "invalid_request")
 
 
+async def test_client_deadline_header(tiny_bundle, photos):
+    """X-Request-Timeout tightens the server's deadline for one request (504 past it); bad values are 400."""
+    files = {"image": ("astronaut.jpg", photos["astronaut"].read_bytes())}
+    async with serving(settings_for(tiny_bundle)) as (_, client):
+        url = "/v1/models/tiny:predict"
+        assert_problem(await client.post(url, files=files, headers={"X-Request-Timeout": "0.000001"}), 504,
+                       "deadline_exceeded")
+        for bad in ("soon", "0", "-1"):
+            assert_problem(await client.post(url, files=files, headers={"X-Request-Timeout": bad}), 400,
+                           "bad_request")
+        r = await client.post(url, files=files, headers={"X-Request-Timeout": "30"})
+        assert r.status_code == 200
+
+
 async def test_bad_inputs_each_get_a_clear_4xx_and_the_service_keeps_serving(tiny_bundle, photos, bad_uploads):
     good = photos["grace_hopper"].read_bytes()
     async with serving(settings_for(tiny_bundle)) as (_, client):

@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from recog.errors import DeadlineExceededError, ImageError
 from recog.serve.auth import presented_key, require_admin
 from recog.serve.inputs import Upload, read_images
-from recog.serve.problems import PROBLEM_JSON, NotReadyError, problem_body
+from recog.serve.problems import PROBLEM_JSON, BadRequestError, NotReadyError, problem_body
 
 _PROBLEM = {"model": None, "content": {PROBLEM_JSON: {}}, "description": "problem+json with a stable `code`"}
 _PREDICT_BODY = {
@@ -87,6 +87,24 @@ async def _preprocess_all(served, uploads: list[Upload], executor) -> list[np.nd
     return results  # type: ignore[return-value]
 
 
+TIMEOUT_HEADER = "x-request-timeout"
+
+
+def request_timeout(request: Request, server_timeout: float) -> float:
+    """Seconds this request may take: the ``X-Request-Timeout`` header if given (a client with a
+    tighter budget), never more than the server's ``--timeout``."""
+    raw = request.headers.get(TIMEOUT_HEADER)
+    if raw is None:
+        return server_timeout
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0):
+        raise BadRequestError(f"{TIMEOUT_HEADER} must be a positive number of seconds, got {raw!r}.")
+    return min(value, server_timeout)
+
+
 @api.post("/models/{name}:predict", summary="Classify one or several images",
           openapi_extra={"requestBody": _PREDICT_BODY})
 async def predict(request: Request, name: str = ModelName,
@@ -94,7 +112,7 @@ async def predict(request: Request, name: str = ModelName,
                   ) -> JSONResponse:
     st = state_of(request)
     # While draining (SIGTERM) requests are still served: readiness tells balancers to stop sending.
-    deadline = time.monotonic() + st.settings.request_timeout_s
+    deadline = time.monotonic() + request_timeout(request, st.settings.request_timeout_s)
     served = st.pool.get(name)
     uploads, body_top_k = await read_images(request, st.settings)
     k = top_k or body_top_k or 5
