@@ -63,14 +63,17 @@ def list_presets() -> list[Preset]:
 
 def get_preset(name: str) -> Preset:
     """The preset called ``name``; an unknown name lists close matches."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.4)
-        hint = f"did you mean {', '.join(close)}?" if close else f"choose one of {', '.join(sorted(_REGISTRY))}"
-        raise ModelNotFoundError(
-            f"unknown model {name!r}: not a registered preset, a local folder, or a Hub id (owner/name).",
-            hint=hint + " A Hub id or a local folder also works.") from None
+    if name not in _REGISTRY:
+        raise _unknown_model(name)
+    return _REGISTRY[name]
+
+
+def _unknown_model(name: str) -> ModelNotFoundError:
+    close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.4)
+    hint = f"did you mean {', '.join(close)}?" if close else f"choose one of {', '.join(sorted(_REGISTRY))}"
+    return ModelNotFoundError(
+        f"unknown model {name!r}: not a registered preset, a local folder, or a Hub id (owner/name).",
+        hint=hint + " A Hub id or a local folder also works.")
 
 
 def _cfg(cls_name: str, **fixed: Any) -> Callable[..., Any]:
@@ -257,8 +260,7 @@ def create_model(name: str, labels: list[str], *, weights: str | None = None,
                               "its weights still needs its config from the Hub.",
                               hint="use a preset name for random init, or --weights pretrained")
     else:
-        get_preset(name)  # raises with close matches
-        raise AssertionError("unreachable")
+        raise _unknown_model(name)
 
     if weights not in ("pretrained", "none"):
         path = Path(weights)

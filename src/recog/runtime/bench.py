@@ -25,6 +25,7 @@ import numpy as np
 
 from recog.errors import ConfigError, RecogError
 from recog.models.bundle import read_manifest
+from recog.runtime.export import time_backend
 from recog.runtime.evalset import LabelledSet, batched, compare, load_labelled, synthetic
 
 Log = Callable[[str], None]
@@ -98,17 +99,6 @@ def model_flops(model, size: tuple[int, int]) -> int:
         model(pixel_values=torch.zeros(1, 3, *size))
     return int(counter.get_total_flops())
 
-
-def _time(backend, x: np.ndarray, *, warmup: int, min_runs: int, max_runs: int, budget_s: float) -> list[float]:
-    for _ in range(warmup):
-        backend.infer(x)
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < max_runs and (len(times) < min_runs or time.perf_counter() - start < budget_s):
-        t = time.perf_counter()
-        backend.infer(x)
-        times.append(1000.0 * (time.perf_counter() - t))
-    return times
 
 
 def _batch_of(x: np.ndarray, n: int) -> np.ndarray:
@@ -193,7 +183,7 @@ def run_bench(path: str | Path, *, backends: Sequence[str] = ("torch", "onnx", "
         parity = compare(reference, logits, evalset.y)
         for b in batches:
             say(f"timing {name} at batch {b} ...")
-            times = _time(backend, _batch_of(evalset.x, b), **timing)
+            times = time_backend(backend, _batch_of(evalset.x, b), **timing)
             p50, p95 = float(np.percentile(times, 50)), float(np.percentile(times, 95))
             ips = 1000.0 * b / p50
             if name == "torch":

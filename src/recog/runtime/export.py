@@ -427,9 +427,10 @@ def _summary(name: str, parity: dict[str, Any]) -> str:
 
 
 def time_backend(backend, example: np.ndarray, *, budget_s: float = 2.0, min_runs: int = 5,
-                 max_runs: int = 100) -> list[float]:
-    """Latencies in milliseconds of ``backend.infer(example)``, after two warm-up calls."""
-    for _ in range(2):
+                 max_runs: int = 100, warmup: int = 2) -> list[float]:
+    """Latencies in milliseconds of ``backend.infer(example)``, after ``warmup`` calls: at least
+    ``min_runs``, then more until ``budget_s`` seconds or ``max_runs``."""
+    for _ in range(warmup):
         backend.infer(example)
     times: list[float] = []
     start = time.perf_counter()
