@@ -133,10 +133,16 @@ def test_reload_under_load_drops_no_request(tiny_bundle, photos, tmp_path):
             r = admin_client.post(f"{server.url}/v1/models/tiny:reload")
             assert (r.status_code, r.json()["code"]) == (422, "bundle_tampered")
             stop.set()
-            results = [x for f in futures for x in f.result()]
+            per_thread = [f.result() for f in futures]
+        results = [x for seen in per_thread for x in seen]
         assert {status for status, _ in results} == {200}, [x for x in results if x[0] != 200][:3]
         assert len(set(versions)) == 2
-        assert results[-1][1] == versions[-1]  # after the refused reload, the last good version serves
+        # the swap is atomic: once a client has seen a newer model it never gets an older one again
+        rank = {v: i + 1 for i, v in enumerate(versions)}
+        for seen in per_thread:
+            ranks = [rank.get(v, 0) for _, v in seen]
+            assert ranks == sorted(ranks), ranks
+        # after the refused reload, the last good version serves
         assert httpx.post(url, content=data, headers=headers).json()["version"] == versions[-1]
 
 
