@@ -37,6 +37,11 @@ def test_detect_verify(tmp_path, face_photos):
         assert r.status_code == 422 and r.json()["code"] == "no_face"
         r = c.post("/v1/faces:detect", content=b"<svg/>", headers={"Content-Type": "image/svg+xml"})
         assert r.status_code == 415 and r.json()["code"] == "unsupported_format"
+        r = c.post("/v1/faces:detect", files=_files(face_photos["grace_hopper"]),
+                   headers={"X-Request-Timeout": "0.000001"})  # the client's deadline holds here too
+        assert r.status_code == 504 and r.json()["code"] == "deadline_exceeded"
+        r = c.post("/v1/faces:detect", content=b"truncated", headers={"Content-Type": "image/jpeg"})
+        assert r.status_code == 415 and not r.json()["detail"].startswith("<bytes>")
 
 
 def test_collections_lifecycle(tmp_path, face_photos):

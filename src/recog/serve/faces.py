@@ -36,9 +36,9 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from recog.errors import DeadlineExceededError, ImageError
-from recog.serve.inputs import Upload, read_images
+from recog.serve.inputs import Upload, named_image_error, read_images
 from recog.serve.problems import PROBLEM_JSON, BadRequestError, QueueFullError
-from recog.serve.routes import _PREDICT_BODY, require_admin_key, state_of
+from recog.serve.routes import _PREDICT_BODY, request_timeout, require_admin_key, state_of
 
 _PROBLEM = {"model": None, "content": {PROBLEM_JSON: {}}, "description": "problem+json with a stable `code`"}
 
@@ -92,15 +92,16 @@ def faces_state(request: Request) -> FacesState:
 async def _run(request: Request, fs: FacesState, n_images: int, fn: Callable[[], Any]) -> Any:
     """Run ``fn`` on the app's executor under the deadline and the admission cap."""
     st = state_of(request)
+    timeout = request_timeout(request, st.settings.request_timeout_s)
     fs.admit(n_images)
     try:
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(st.executor, fn)
         try:
-            return await asyncio.wait_for(future, st.settings.request_timeout_s)
+            return await asyncio.wait_for(future, timeout)
         except asyncio.TimeoutError:
-            raise DeadlineExceededError(f"the faces request passed its {st.settings.request_timeout_s:g} s "
-                                        "deadline.", hint="send smaller images or lower upsample") from None
+            raise DeadlineExceededError(f"the faces request passed its {timeout:g} s deadline.",
+                                        hint="send smaller images or lower upsample") from None
     finally:
         fs.release(n_images)
 
@@ -112,9 +113,7 @@ def _named(fn: Callable[[Upload], Any]) -> Callable[[Upload], Any]:
         try:
             return fn(up)
         except ImageError as exc:
-            if up.name:
-                raise type(exc)(f"{up.name}: {exc.message.removeprefix('<bytes>: ')}", hint=exc.hint) from exc
-            raise
+            raise named_image_error(exc, up.name) from exc
     return wrapped
 
 
@@ -160,7 +159,7 @@ async def verify(request: Request, fs: FacesState = Depends(faces_state),
         try:
             return fr.verify(a.data, b.data, threshold=threshold, collection=collection)
         except ImageError as exc:
-            raise type(exc)(f"image 1 or 2: {exc.message.removeprefix('<bytes>: ')}", hint=exc.hint) from exc
+            raise named_image_error(exc, "image 1 or 2") from exc
 
     return (await _run(request, fs, 2, work)).to_dict()
 

@@ -18,6 +18,7 @@ import binascii
 import json
 from dataclasses import dataclass
 
+from recog.errors import ImageError
 from recog.io import sniff_format
 from recog.serve.problems import BadRequestError, PayloadTooLargeError, UrlNotAllowedError
 from recog.serve.settings import Settings
@@ -34,6 +35,13 @@ class Upload:
 
     data: bytes
     name: str | None = None
+
+
+def named_image_error(exc: ImageError, label: str | None) -> ImageError:
+    """The same image error with ``label`` (the upload's name, or "image 2 of 3 (b.jpg)") in front
+    of its message, instead of the loader's ``<bytes>`` (dropped when there is no label)."""
+    message = exc.message.removeprefix("<bytes>: ")
+    return type(exc)(f"{label}: {message}" if label else message, hint=exc.hint)
 
 
 def _parse_top_k(value: object) -> int | None:

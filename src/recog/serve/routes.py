@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from recog.errors import DeadlineExceededError, ImageError
 from recog.serve.auth import presented_key, require_admin
-from recog.serve.inputs import Upload, read_images
+from recog.serve.inputs import Upload, named_image_error, read_images
 from recog.serve.problems import PROBLEM_JSON, BadRequestError, NotReadyError, problem_body
 
 _PROBLEM = {"model": None, "content": {PROBLEM_JSON: {}}, "description": "problem+json with a stable `code`"}
@@ -76,12 +76,10 @@ async def _preprocess_all(served, uploads: list[Upload], executor) -> list[np.nd
     results = await asyncio.gather(*futures, return_exceptions=True)
     for i, (res, up) in enumerate(zip(results, uploads)):
         if isinstance(res, ImageError):
-            message = res.message.removeprefix("<bytes>: ")
+            label = up.name
             if len(uploads) > 1:
-                message = f"image {i + 1} of {len(uploads)}" + (f" ({up.name})" if up.name else "") + f": {message}"
-            elif up.name:
-                message = f"{up.name}: {message}"
-            raise type(res)(message, hint=res.hint) from res
+                label = f"image {i + 1} of {len(uploads)}" + (f" ({up.name})" if up.name else "")
+            raise named_image_error(res, label) from res
         if isinstance(res, BaseException):
             raise res
     return results  # type: ignore[return-value]
