@@ -23,11 +23,7 @@ from recog.types import Classification, Label, PredictionFailure
 
 
 def _error_classes() -> dict[str, type[errors.RecogError]]:
-    """code → class over the whole exception tree (service-only classes included)."""
-    try:
-        import recog.serve.problems  # noqa: F401  (declares the service's subclasses)
-    except ImportError:
-        pass
+    """code → class over the whole exception tree."""
     out: dict[str, type[errors.RecogError]] = {}
     todo: list[type[errors.RecogError]] = [errors.RecogError]
     while todo:

@@ -134,8 +134,41 @@ class ForbiddenError(ServiceError):
 
 
 class OverloadedError(ServiceError):
+    """A bounded queue is full; retry after ``retry_after`` seconds (sent as ``Retry-After``)."""
+
     code = "overloaded"
     http_status = 429
+
+    def __init__(self, message: str, *, retry_after: float = 1.0, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
+
+
+class NotReadyError(ServiceError):
+    """The service is starting, draining for shutdown, or the model is not loaded yet."""
+
+    code = "not_ready"
+    http_status = 503
+
+
+class PayloadTooLargeError(ServiceError):
+    """The request body is over ``max_body_bytes`` (or a form field over its cap)."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
+class BadRequestError(InvalidInputError):
+    """A request that is malformed as HTTP/JSON/multipart (not as an image)."""
+
+    code = "bad_request"
+    http_status = 400
+
+
+class UrlNotAllowedError(BadRequestError):
+    """A URL was sent where image bytes belong; the service never fetches URLs."""
+
+    code = "url_not_allowed"
 
 
 class DeadlineExceededError(ServiceError):

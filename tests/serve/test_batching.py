@@ -9,9 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from recog.errors import DeadlineExceededError
 from recog.serve.batching import DynamicBatcher
-from recog.serve.problems import NotReadyError, QueueFullError
+from recog.errors import DeadlineExceededError, NotReadyError, OverloadedError
 
 pytestmark = pytest.mark.anyio
 
@@ -80,7 +79,7 @@ async def test_full_queue_rejects_at_once_and_recovers():
     await b.start()
     try:
         held = b.admit(3)
-        with pytest.raises(QueueFullError) as err:
+        with pytest.raises(OverloadedError) as err:
             b.admit(1)
         assert err.value.http_status == 429 and err.value.retry_after > 0
         held.release()

@@ -6,7 +6,7 @@ event loop stays responsive while a batch computes.
 
 Flow of one request::
 
-    ticket = batcher.admit(k)        # k images; QueueFullError (429) at once when full
+    ticket = batcher.admit(k)        # k images; OverloadedError (429) at once when full
     x = <preprocess off the loop>    # the ticket tells the batcher k items are on the way
     rows = await batcher.run(ticket, [x1, ..., xk], deadline=t)   # DeadlineExceededError (504)
     ticket.release()                 # frees the k slots (also on error, via ``with ticket``)
@@ -30,8 +30,7 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
-from recog.errors import DeadlineExceededError, RecogError
-from recog.serve.problems import NotReadyError, QueueFullError
+from recog.errors import DeadlineExceededError, NotReadyError, OverloadedError, RecogError
 
 log = logging.getLogger("recog.serve")
 
@@ -157,7 +156,7 @@ class DynamicBatcher:
         """Reserve ``n`` slots or fail at once.
 
         Raises:
-            QueueFullError: the queue cannot take ``n`` more items (429, with a Retry-After estimate).
+            OverloadedError: the queue cannot take ``n`` more items (429, with a Retry-After estimate).
             NotReadyError: the batcher is closing (model being replaced or service shutting down).
         """
         if self._closing or self._queue is None:
@@ -166,7 +165,7 @@ class DynamicBatcher:
         if self._admitted + n > self.max_queue:
             self.observer.rejected("queue_full")
             batches_ahead = self._admitted / self.max_batch_size + 1
-            raise QueueFullError(
+            raise OverloadedError(
                 f"model {self.name} is at capacity: {self._admitted} images queued (limit {self.max_queue}).",
                 retry_after=batches_ahead * self._batch_seconds, hint="retry after the Retry-After delay")
         self._admitted += n

@@ -35,9 +35,9 @@ from typing import Any, Callable
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
-from recog.errors import DeadlineExceededError, ImageError
+from recog.errors import BadRequestError, DeadlineExceededError, ImageError, OverloadedError
 from recog.serve.inputs import Upload, named_image_error, read_images
-from recog.serve.problems import PROBLEM_JSON, BadRequestError, QueueFullError
+from recog.serve.problems import PROBLEM_JSON
 from recog.serve.routes import _PREDICT_BODY, request_timeout, require_admin_key, state_of
 
 _PROBLEM = {"model": None, "content": {PROBLEM_JSON: {}}, "description": "problem+json with a stable `code`"}
@@ -66,7 +66,7 @@ class FacesState:
     def admit(self, n: int) -> None:
         with self._lock:
             if self._admitted + n > self.settings.max_queue:
-                raise QueueFullError(f"the faces queue is full ({self._admitted} images in progress).",
+                raise OverloadedError(f"the faces queue is full ({self._admitted} images in progress).",
                                      retry_after=1.0, hint="retry after the Retry-After delay")
             self._admitted += n
 

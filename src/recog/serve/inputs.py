@@ -18,9 +18,8 @@ import binascii
 import json
 from dataclasses import dataclass
 
-from recog.errors import ImageError
+from recog.errors import BadRequestError, ImageError, PayloadTooLargeError, UrlNotAllowedError
 from recog.io import sniff_format
-from recog.serve.problems import BadRequestError, PayloadTooLargeError, UrlNotAllowedError
 from recog.serve.settings import Settings
 
 #: Cap on a multipart text field (top_k, ...): text fields are never large.

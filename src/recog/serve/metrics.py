@@ -17,7 +17,8 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from recog.serve.problems import PROBLEM_JSON, PayloadTooLargeError, problem_bytes
+from recog.errors import PayloadTooLargeError
+from recog.serve.problems import PROBLEM_JSON, problem_bytes
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)

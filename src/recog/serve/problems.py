@@ -2,8 +2,7 @@
 
 Body: ``{"type", "title", "status", "code", "detail"}``; ``code`` is the stable,
 machine-readable part (the :attr:`recog.errors.RecogError.code` of the error).
-Service-only errors are declared here as subclasses of
-:class:`recog.errors.ServiceError`, so the package keeps one exception tree.
+Every error, the service-only ones included, is declared in :mod:`recog.errors`.
 """
 
 from __future__ import annotations
@@ -13,56 +12,11 @@ import logging
 from http import HTTPStatus
 from typing import Any, Mapping
 
-from recog.errors import InvalidInputError, OverloadedError, RecogError, ServiceError
+from recog.errors import OverloadedError, RecogError, ServiceError
 
 log = logging.getLogger("recog.serve")
 
 PROBLEM_JSON = "application/problem+json"
-
-
-class PayloadTooLargeError(ServiceError):
-    """The request body is over ``max_body_bytes`` (or a form field over its cap)."""
-
-    code = "payload_too_large"
-    http_status = 413
-
-
-class UnsupportedMediaTypeError(ServiceError):
-    """The request's Content-Type is none of multipart, JSON or an image type."""
-
-    code = "unsupported_media_type"
-    http_status = 415
-
-
-class BadRequestError(InvalidInputError):
-    """A request that is malformed as HTTP/JSON/multipart (not as an image)."""
-
-    code = "bad_request"
-    http_status = 400
-
-
-class UrlNotAllowedError(BadRequestError):
-    """A URL was sent where image bytes belong; the service never fetches URLs."""
-
-    code = "url_not_allowed"
-
-
-class NotReadyError(ServiceError):
-    """The service is starting, draining for shutdown, or the model is not loaded yet."""
-
-    code = "not_ready"
-    http_status = 503
-
-
-class QueueFullError(OverloadedError):
-    """The model's bounded queue is full; retry after ``retry_after`` seconds."""
-
-    code = "overloaded"
-    http_status = 429
-
-    def __init__(self, message: str, *, retry_after: float = 1.0, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.retry_after = retry_after
 
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
@@ -95,7 +49,7 @@ def problem_response(status: int, code: str, detail: str, *, headers: Mapping[st
 def headers_for(exc: RecogError) -> dict[str, str]:
     headers: dict[str, str] = {}
     if isinstance(exc, OverloadedError):
-        headers["Retry-After"] = str(max(1, int(round(getattr(exc, "retry_after", 1.0)))))
+        headers["Retry-After"] = str(max(1, int(round(exc.retry_after))))
     if exc.http_status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="recog"'
     if exc.http_status == 503:

@@ -11,10 +11,10 @@ import numpy as np
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from recog.errors import DeadlineExceededError, ImageError
+from recog.errors import BadRequestError, DeadlineExceededError, ImageError, NotReadyError
 from recog.serve.auth import presented_key, require_admin
 from recog.serve.inputs import Upload, named_image_error, read_images
-from recog.serve.problems import PROBLEM_JSON, BadRequestError, NotReadyError, problem_body
+from recog.serve.problems import PROBLEM_JSON, problem_body
 
 _PROBLEM = {"model": None, "content": {PROBLEM_JSON: {}}, "description": "problem+json with a stable `code`"}
 _PREDICT_BODY = {
