@@ -14,14 +14,9 @@ Run: .venv/bin/python benchmarks/train_speed.py
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from _machine import forward_flops, matmul_gflops  # noqa: E402
 
 
 def make_photo_tree(root: Path, per_class: int = 96) -> None:
@@ -67,9 +62,11 @@ def main() -> None:
     from recog.engine.train import train
     from recog.models import create_model
 
+    from recog.runtime.bench import matmul_ceiling, model_flops
+
     threads = torch.get_num_threads()
-    gflops = matmul_gflops()
-    flops = forward_flops(create_model("resnet-18", ["a", "b"], weights="none").model, (224, 224))
+    gflops = matmul_ceiling(threads, repeats=20) / 1e9
+    flops = model_flops(create_model("resnet-18", ["a", "b"], weights="none").model, (224, 224))
     ceiling = gflops * 1e9 / (3 * flops)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "photos"
