@@ -127,16 +127,20 @@ def roc_png(y_true: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> byt
         mean[0] = 0.0
         ax.plot(grid, mean, lw=2.2, color="crimson", ls=":", label=f"macro-average (AUC {auc(grid, mean):.3f})")
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="-", alpha=0.5)
+    _finish_curves(ax, "false positive rate", "true positive rate", "ROC, one-vs-rest", len(classes), draw,
+                   "lower right")
+    return _png(fig)
+
+
+def _finish_curves(ax, xlabel: str, ylabel: str, title: str, n_classes: int, per_class_drawn: bool,
+                   legend_loc: str) -> None:
+    """Unit axes, labels, a title that says when only the averages are drawn, and the legend."""
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    title = "ROC, one-vs-rest"
-    if not draw:
-        title += f" ({len(classes)} classes: averages only)"
-    ax.set_title(title)
-    ax.legend(loc="lower right", fontsize=7 if len(classes) > 10 else 8)
-    return _png(fig)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title if per_class_drawn else f"{title} ({n_classes} classes: averages only)")
+    ax.legend(loc=legend_loc, fontsize=7 if n_classes > 10 else 8)
 
 
 def pr_png(y_true: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> bytes:
@@ -171,15 +175,7 @@ def pr_png(y_true: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> byte
     if interp:
         ax.plot(grid, np.mean(interp, axis=0), lw=2.2, color="crimson", ls=":",
                 label=f"macro-average (mean AP {np.mean(aps):.3f})")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-    title = "Precision-recall, one-vs-rest"
-    if not draw:
-        title += f" ({len(classes)} classes: averages only)"
-    ax.set_title(title)
-    ax.legend(loc="lower left", fontsize=7 if len(classes) > 10 else 8)
+    _finish_curves(ax, "recall", "precision", "Precision-recall, one-vs-rest", len(classes), draw, "lower left")
     return _png(fig)
 
 
