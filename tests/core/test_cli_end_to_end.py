@@ -144,6 +144,15 @@ def test_streaming_when_data_exceeds_the_cache(digits_tree, tmp_path, capsys):
     assert len(rows) == 2 and float(rows[-1]["train_acc"]) > 0.5
 
 
+def test_evaluate_skips_unreadable_images(trained, digits_tree, tmp_path, capsys):
+    data = tmp_path / "test"
+    shutil.copytree(digits_tree / "test", data)
+    (data / "7" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    code, out, err = run_cli(["evaluate", trained / "best", data, "--out", tmp_path / "rep"], capsys)
+    assert code == 0, err
+    assert "broken.png" in err and json.loads((tmp_path / "rep" / "metrics.json").read_text())["num_samples"] == 30
+
+
 def test_evaluate_manifest_with_groups(trained, digits_tree, tmp_path, capsys):
     rows = ["path,label,split,group"]
     for i, p in enumerate(sorted((digits_tree / "test").glob("*/*.png"))):

@@ -134,3 +134,19 @@ def test_predict_single_and_list(tiny_bundle, photos):
     assert one.to_dict()["top"][0]["score"] >= one.to_dict()["top"][1]["score"]
     many = model.predict([photos["coffee"], photos["rocket"].read_bytes()], top_k=1)
     assert len(many) == 2
+
+
+def test_predict_many_keeps_order_and_reports_refused_files(tiny_bundle, photos, tmp_path):
+    import recog
+    from recog.types import Classification, PredictionFailure
+
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not an image")
+    model = recog.load(tiny_bundle)
+    out = model.predict_many([photos["coffee"], bad, photos["rocket"], photos["camera_png"]], batch_size=2)
+    assert [type(r) for r in out] == [Classification, PredictionFailure, Classification, Classification]
+    assert out[1].code == "unsupported_format" and out[2].source == str(photos["rocket"])
+    single = model.predict(photos["rocket"], top_k=3)
+    assert out[2].label == single.label and abs(out[2].score - single.score) < 1e-5
+    with pytest.raises(recog.errors.UnsupportedFormatError):
+        model.predict([photos["coffee"], bad])

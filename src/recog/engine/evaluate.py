@@ -34,38 +34,6 @@ def choose_split(dataset, split: str | None) -> tuple[list, str]:
     return list(dataset.samples), "all"
 
 
-def predict_probabilities(predictor, paths: list, *, batch_size: int = 64,
-                          progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, list[int], list[tuple[str, str]]]:
-    """Softmax probabilities ``(M, C)`` for the paths that decode, their indices, and failures."""
-    from recog.errors import ImageError
-
-    probs: list[np.ndarray] = []
-    kept: list[int] = []
-    failures: list[tuple[str, str]] = []
-    batch: list[np.ndarray] = []
-
-    def flush() -> None:
-        if batch:
-            probs.append(predictor.probabilities(predictor.infer(np.stack(batch))))
-            if progress:
-                progress(len(batch))
-            batch.clear()
-
-    for i, path in enumerate(paths):
-        try:
-            batch.append(predictor.preprocess(path))
-            kept.append(i)
-        except ImageError as exc:
-            failures.append((str(path), str(exc)))
-            if progress:
-                progress(1)
-        if len(batch) >= batch_size:
-            flush()
-    flush()
-    c = len(predictor.labels)
-    return (np.concatenate(probs) if probs else np.zeros((0, c))), kept, failures
-
-
 def _model_name(bundle: str | Path) -> str:
     """``runs/pets/best`` → ``pets/best``: the run's name says more than ``best``."""
     path = Path(bundle).resolve()
@@ -95,10 +63,11 @@ def evaluate(bundle: str | Path, data: str | Path, *, split: str | None = None, 
                            hint="evaluate on data with the same class folder names the model was trained on")
     paths = [s.path for s in samples]
     if progress_factory is None:
-        probs, kept, failures = predict_probabilities(predictor, paths, batch_size=batch_size)
+        probs, kept, refused = predictor.probabilities_many(paths, batch_size=batch_size)
     else:
         with progress_factory(f"evaluating ({predictor.backend.name})", len(paths)) as advance:
-            probs, kept, failures = predict_probabilities(predictor, paths, batch_size=batch_size, progress=advance)
+            probs, kept, refused = predictor.probabilities_many(paths, batch_size=batch_size, progress=advance)
+    failures = [(str(paths[i]), str(exc)) for i, exc in refused]
     if not kept:
         raise DatasetError(f"{data}: none of the {len(paths)} images could be read.")
     index = {name: i for i, name in enumerate(predictor.labels)}

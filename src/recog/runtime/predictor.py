@@ -8,7 +8,7 @@ register themselves in :data:`BACKENDS`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterable, Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -153,43 +153,59 @@ class Predictor:
         """
         single = not isinstance(images, (list, tuple))
         items = [images] if single else list(images)
-        results: list[Classification] = []
-        for start in range(0, len(items), batch_size):
-            chunk = items[start:start + batch_size]
-            batch = np.stack([self.preprocess(x) for x in chunk])
-            names = [str(x) if isinstance(x, (str, Path)) else None for x in chunk]
-            results.extend(self.postprocess(self.infer(batch), top_k=top_k, sources=names))
+        probs, _, failures = self.probabilities_many(items, batch_size=batch_size)
+        if failures:
+            raise failures[0][1]
+        names = [str(x) if isinstance(x, (str, Path)) else None for x in items]
+        results = [Classification(top=t, source=n) for t, n in zip(top_k_labels(probs, self.labels, top_k), names)]
         return results[0] if single else results
 
-    def predict_many(self, sources: Iterable[str | Path], *, top_k: int = 5, batch_size: int = 32,
-                     progress: Callable[[int], None] | None = None) -> list[Classification | PredictionFailure]:
-        """Classify files in batches; an unreadable file becomes a :class:`PredictionFailure`."""
-        out: list[Classification | PredictionFailure] = []
-        pending: list[tuple[int, str, np.ndarray]] = []
+    def probabilities_many(self, sources: Sequence[ImageSource], *, batch_size: int = 32, threads: int = 4,
+                           progress: Callable[[int], None] | None = None
+                           ) -> tuple[np.ndarray, list[int], list[tuple[int, ImageError]]]:
+        """Calibrated probabilities for many images, decoding them in a thread pool.
 
-        def flush() -> None:
-            if not pending:
-                return
-            logits = self.infer(np.stack([p[2] for p in pending]))
-            for (slot, name, _), res in zip(pending, self.postprocess(logits, top_k=top_k,
-                                                                       sources=[p[1] for p in pending])):
-                out[slot] = res
-            if progress:
-                progress(len(pending))
-            pending.clear()
+        Returns:
+            ``(probs, kept, failures)``: ``(M, C)`` probabilities for the
+            source indices in ``kept`` (in order), and ``(index, error)`` for
+            each source the safe loader refused.
+        """
+        from concurrent.futures import ThreadPoolExecutor
 
-        for src in sources:
-            name = str(src)
-            out.append(None)  # type: ignore[arg-type]
+        def prepared(src: ImageSource) -> np.ndarray | ImageError:
             try:
-                pending.append((len(out) - 1, name, self.preprocess(src)))
+                return self.preprocess(src)
             except ImageError as exc:
-                out[-1] = PredictionFailure(name, exc.code, str(exc))
+                return exc
+
+        probs: list[np.ndarray] = []
+        kept: list[int] = []
+        failures: list[tuple[int, ImageError]] = []
+        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+            for start in range(0, len(sources), batch_size):
+                arrays = []
+                for i, x in enumerate(pool.map(prepared, sources[start:start + batch_size]), start):
+                    if isinstance(x, ImageError):
+                        failures.append((i, x))
+                    else:
+                        kept.append(i)
+                        arrays.append(x)
+                if arrays:
+                    probs.append(self.probabilities(self.infer(np.stack(arrays))))
                 if progress:
-                    progress(1)
-            if len(pending) >= batch_size:
-                flush()
-        flush()
+                    progress(min(batch_size, len(sources) - start))
+        return (np.concatenate(probs) if probs else np.zeros((0, len(self.labels)))), kept, failures
+
+    def predict_many(self, sources: Sequence[str | Path], *, top_k: int = 5, batch_size: int = 32,
+                     progress: Callable[[int], None] | None = None) -> list[Classification | PredictionFailure]:
+        """Classify files in batches, in order; an unreadable file becomes a :class:`PredictionFailure`."""
+        sources = list(sources)
+        probs, kept, failures = self.probabilities_many(sources, batch_size=batch_size, progress=progress)
+        out: list[Classification | PredictionFailure] = [None] * len(sources)  # type: ignore[list-item]
+        for i, top in zip(kept, top_k_labels(probs, self.labels, top_k)):
+            out[i] = Classification(top=top, source=str(sources[i]))
+        for i, exc in failures:
+            out[i] = PredictionFailure(str(sources[i]), exc.code, str(exc))
         return out
 
 
