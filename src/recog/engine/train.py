@@ -104,6 +104,8 @@ class _Session:
         if not ds.has_splits or not ds.split("val"):
             ds = ds.with_splits(val=config.val_split, test=config.test_split, seed=config.seed)
         self.dataset = ds
+        # once per run: the fingerprint stats every file
+        self.dataset_record = {"fingerprint": ds.fingerprint(), "source": str(config.data), "counts": ds.counts()}
         if not ds.split("train"):
             raise DatasetError(f"{config.data}: no training samples after splitting.")
         self.labels = list(ds.labels)
@@ -205,8 +207,7 @@ class _Session:
         manifest_extra = {
             "weights": self.created.weights,
             "training": self.cfg.to_dict(),
-            "dataset": {"fingerprint": self.dataset.fingerprint(), "source": str(self.cfg.data),
-                        "counts": self.dataset.counts(), "skipped_files": len(self.skipped)},
+            "dataset": {**self.dataset_record, "skipped_files": len(self.skipped)},
             "metrics": {"epoch": self.epoch, **(extra_metrics or {})},
         }
         if calibration:
@@ -410,7 +411,7 @@ def resume(run_dir: str | Path, reporter: Reporter | None = None, *, epochs: int
     # the model comes from last/ (its weights and preprocessing), whatever --model first named
     session = _Session(replace(config, model=str(last), weights=None), rep, run_dir)
     session.cfg = config
-    if manifest.raw.get("dataset", {}).get("fingerprint") != session.dataset.fingerprint():
+    if manifest.raw.get("dataset", {}).get("fingerprint") != session.dataset_record["fingerprint"]:
         rep.message("warning: the dataset changed since this run started")
     session.load_state(load_state(last))
     if session.epoch >= config.epochs:
