@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from recog.cli.main import main
@@ -190,3 +191,30 @@ def test_resume_refuses_flags_it_would_ignore(trained, capsys):
     code, _, err = run_cli(["train", "--resume", trained, "--lr", "0.1"], capsys)
     text = re.sub(r"[│╭╮╰╯─\s]+", " ", err)  # click/rich draws usage errors in a box
     assert code == 2 and "only --epochs may change (got lr)" in text
+
+
+def test_data_info_and_preview(digits_tree, tmp_path, capsys):
+    from PIL import Image
+
+    data = tmp_path / "d"
+    shutil.copytree(digits_tree / "train", data)
+    for f in sorted((data / "7").glob("*.png"))[5:]:
+        f.unlink()
+    code, out, _ = run_cli(["data", "info", data, "--json"], capsys)
+    info = json.loads(out)
+    assert code == 0 and info["counts"]["all"] == {"0": 30, "1": 30, "7": 5} and info["imbalance"]["all"] == 6.0
+    code, out, _ = run_cli(["data", "info", data], capsys)
+    assert code == 0 and "6.0x the smallest" in " ".join(out.split())
+    (data / "0" / "empty.png").write_bytes(b"")
+    code, out, _ = run_cli(["data", "info", data, "--json"], capsys)
+    assert code == 1 and [b["path"] for b in json.loads(out)["bad_files"]] == [str(data / "0" / "empty.png")]
+
+    png = tmp_path / "preview.png"
+    code, out, err = run_cli(["data", "preview", digits_tree, "--model", "resnet-micro", "--no-flip", "-n", "3",
+                              "-o", png], capsys)
+    assert code == 0, err
+    grid = np.asarray(Image.open(png))
+    tile = 32 * 3  # 32 px tiles scaled up to about 96 px
+    assert grid.shape[0] == 3 * tile + 2 * 2 * 3 and grid.shape[1] == 4 * tile + 3 * 2 * 3
+    first, views = grid[:tile, :tile], [grid[:tile, k * (tile + 6):k * (tile + 6) + tile] for k in (1, 2, 3)]
+    assert any(not np.array_equal(first, v) for v in views)  # augmented views differ from the original

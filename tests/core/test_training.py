@@ -1,0 +1,82 @@
+"""Training internals that the end-to-end tests cannot see: transfer strategies, streaming, data commands."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from recog.data import load_dataset
+from recog.engine.config import load_config
+from recog.engine.train import train
+
+FAST = {"model": "resnet-micro", "batch_size": 16, "augment": "none", "lr": 5e-3}
+
+
+def _weights(bundle):
+    import recog
+    from recog.models.bundle import load_torch_model
+
+    return load_torch_model(recog.load(bundle).manifest).state_dict()
+
+
+def _initial(labels, seed=0):
+    from recog.models import create_model
+
+    torch.manual_seed(seed)
+    return create_model("resnet-micro", list(labels), weights="none").model.state_dict()
+
+
+@pytest.mark.parametrize("strategy, backbone_moves", [("linear", False), ("full", True)])
+def test_linear_probe_keeps_the_backbone(digits_tree, tmp_path, strategy, backbone_moves):
+    res = train(load_config({"data": str(digits_tree), **FAST, "epochs": 1, "strategy": strategy,
+                             "out": str(tmp_path / strategy)}))
+    before, after = _initial(["0", "1", "7"]), _weights(res.last)
+    backbone = [k for k in before if not k.startswith("classifier") and before[k].is_floating_point()]
+    head = [k for k in before if k.startswith("classifier")]
+    moved = any(not torch.equal(before[k], after[k]) for k in backbone)
+    assert moved is backbone_moves
+    assert any(not torch.equal(before[k], after[k]) for k in head)
+
+
+def test_staged_unfreezes_after_freeze_epochs(digits_tree, tmp_path):
+    from recog.engine.train import _Session, Reporter
+
+    cfg = load_config({"data": str(digits_tree), **FAST, "epochs": 2, "strategy": "staged", "freeze_epochs": 1,
+                       "backbone_lr_mult": 0.1, "out": str(tmp_path / "s")})
+    session = _Session(cfg, Reporter(), tmp_path / "s")
+    assert session.backbone_frozen(0) and not session.backbone_frozen(1)
+    lrs = [g["base_lr"] for g in session.optimizer.param_groups]
+    assert lrs == pytest.approx([5e-3, 5e-4])  # head, backbone
+
+
+def test_balanced_sampler_draws_classes_evenly(digits_tree, tmp_path):
+    import shutil
+
+    from recog.engine.train import _Session, Reporter
+
+    data = tmp_path / "d"
+    shutil.copytree(digits_tree / "train", data)
+    for f in sorted((data / "7").glob("*.png"))[5:]:  # 7 becomes a rare class: 5 of 65
+        f.unlink()
+    cfg = load_config({"data": str(data), **FAST, "balance": "sampler", "val_split": 0.0, "out": str(tmp_path / "r")})
+    session = _Session(cfg, Reporter(), tmp_path / "r")
+    targets = session.train_data.targets
+    draws = np.random.default_rng(0).choice(len(targets), size=30000, p=session.sample_p)
+    share = np.bincount(targets[draws], minlength=3) / len(draws)
+    assert np.allclose(share, 1 / 3, atol=0.02)
+
+
+def test_streamed_batches_equal_the_in_memory_ones(digits_tree):
+    from recog.engine.data import ImageBatches, StreamingBatches, load_split
+    from recog.models import get_preset
+
+    ds = load_dataset(digits_tree)
+    samples, prep = ds.split("train"), get_preset("resnet-micro").preprocessing
+    ram = load_split(samples, ds.labels, prep, strict=False, threads=2, cache_gb=1.0)
+    stream = load_split(samples, ds.labels, prep, strict=False, threads=2, cache_gb=1e-6)
+    assert isinstance(ram, ImageBatches) and isinstance(stream, StreamingBatches)
+    order = np.random.default_rng(0).permutation(len(samples))
+    for (xa, ya), (xb, yb) in zip(ram.batches(16, order=order), stream.batches(16, order=order), strict=True):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
