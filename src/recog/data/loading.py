@@ -27,8 +27,12 @@ def decode_one(path, prep: Preprocessing) -> np.ndarray:
 
 
 def decode_samples(samples: Sequence[Sample], prep: Preprocessing, *, threads: int = 4, strict: bool = False,
-                   progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, list[int], list[tuple[str, str]]]:
+                   progress: Callable[[int], None] | None = None, pool: ThreadPoolExecutor | None = None
+                   ) -> tuple[np.ndarray, list[int], list[tuple[str, str]]]:
     """Decode every sample (in a thread pool: Pillow releases the GIL).
+
+    Args:
+        pool: an executor to reuse (else one of ``threads`` workers is made).
 
     Returns:
         ``(images, kept, failures)``: images ``(M, H, W, 3)`` uint8 for the
@@ -42,25 +46,30 @@ def decode_samples(samples: Sequence[Sample], prep: Preprocessing, *, threads: i
     ok = np.zeros(len(samples), dtype=bool)
     failures: list[tuple[str, str]] = []
 
-    def work(i: int) -> tuple[int, str | None]:
+    def work(i: int) -> str | None:
         try:
             out[i] = decode_one(samples[i].path, prep)
-            return i, None
+            return None
         except ImageError as exc:
-            return i, str(exc)
+            return str(exc)
 
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        for i, err in pool.map(work, range(len(samples)), chunksize=16):
+    own = pool is None
+    pool = pool or ThreadPoolExecutor(max_workers=max(1, threads))
+    try:
+        for i, err in enumerate(pool.map(work, range(len(samples)), chunksize=16)):
             if err is None:
                 ok[i] = True
             else:
                 failures.append((str(samples[i].path), err))
             if progress:
                 progress(1)
+    finally:
+        if own:
+            pool.shutdown()
     if failures and strict:
         raise unreadable_error(failures)
     kept = np.flatnonzero(ok).tolist()
-    return out[ok], kept, failures
+    return (out if not failures else out[ok]), kept, failures  # no copy of the whole set when all decoded
 
 
 def unreadable_error(failures: Sequence[tuple[str, str]]) -> DatasetError:

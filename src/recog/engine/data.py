@@ -22,8 +22,7 @@ import numpy as np
 from concurrent.futures import ThreadPoolExecutor
 
 from recog.data.dataset import Sample
-from recog.data.loading import decode_one, decode_samples, unreadable_error
-from recog.errors import ImageError
+from recog.data.loading import decode_samples, unreadable_error
 from recog.types import Preprocessing
 
 
@@ -65,21 +64,11 @@ class StreamingBatches:
         return len(self.targets)
 
     def _decode(self, pool: ThreadPoolExecutor, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        def one(i: int) -> np.ndarray | None:
-            if i in self._bad:
-                return None
-            try:
-                return decode_one(self.samples[i].path, self.prep)
-            except ImageError as exc:
-                self._bad.add(i)
-                self.failures.append((str(self.samples[i].path), str(exc)))
-                return None
-
-        arrays = list(pool.map(one, idx.tolist()))
-        keep = [k for k, a in enumerate(arrays) if a is not None]
-        h, w = self.prep.size
-        images = np.stack([arrays[k] for k in keep]) if keep else np.zeros((0, h, w, 3), np.uint8)
-        return images, self.targets[idx[keep]]
+        idx = np.array([i for i in idx.tolist() if i not in self._bad], dtype=np.int64)
+        images, kept, failures = decode_samples([self.samples[i] for i in idx], self.prep, pool=pool)
+        self._bad.update(set(idx.tolist()) - set(idx[kept].tolist()))
+        self.failures.extend(failures)
+        return images, self.targets[idx[kept]]
 
     def batches(self, batch_size: int, *, order: np.ndarray | None = None, drop_last: bool = False
                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
