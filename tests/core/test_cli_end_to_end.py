@@ -218,3 +218,15 @@ def test_data_info_and_preview(digits_tree, tmp_path, capsys):
     assert grid.shape[0] == 3 * tile + 2 * 2 * 3 and grid.shape[1] == 4 * tile + 3 * 2 * 3
     first, views = grid[:tile, :tile], [grid[:tile, k * (tile + 6):k * (tile + 6) + tile] for k in (1, 2, 3)]
     assert any(not np.array_equal(first, v) for v in views)  # augmented views differ from the original
+
+
+def test_evaluate_refuses_labels_the_model_does_not_have(trained, digits_tree, tmp_path, capsys):
+    data = tmp_path / "d"
+    shutil.copytree(digits_tree / "test", data)
+    (data / "7").rename(data / "9")
+    code, _, err = run_cli(["evaluate", trained / "best", data, "--out", tmp_path / "rep"], capsys)
+    assert code == 2 and "labels ['9'] are not among the model's labels (0, 1, 7)" in err
+    (data / "9").rename(data / "7")
+    shutil.rmtree(data / "1")  # a subset of the model's classes is fine
+    code, out, err = run_cli(["evaluate", trained / "best", data, "--out", tmp_path / "rep"], capsys)
+    assert code == 0, err

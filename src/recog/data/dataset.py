@@ -20,7 +20,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from recog.errors import DatasetError
 from recog.io import IMAGE_EXTENSIONS
@@ -135,6 +135,18 @@ class Dataset:
                     split = "train"
                 assigned[i] = split
         return self.with_samples(replace(s, split=assigned.get(i, s.split)) for i, s in enumerate(self.samples))
+
+
+def require_model_labels(samples: Iterable[Sample], labels: Sequence[str], where: str | Path) -> None:
+    """Refuse samples whose label the model does not have: their accuracy would mean nothing.
+
+    A model label with no samples is fine (a test set may cover some classes only).
+    """
+    unknown = sorted({s.label for s in samples} - set(labels))
+    if unknown:
+        shown = ", ".join(list(labels)[:10]) + ("..." if len(labels) > 10 else "")
+        raise DatasetError(f"{where}: labels {unknown[:10]} are not among the model's labels ({shown}).",
+                           hint="use data whose class folders (or manifest labels) are named like the model's labels")
 
 
 def load_dataset(path: str | Path) -> Dataset:

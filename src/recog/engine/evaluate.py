@@ -51,16 +51,13 @@ def evaluate(bundle: str | Path, data: str | Path, *, split: str | None = None, 
     """
     import recog
     from recog.data import load_dataset
+    from recog.data.dataset import require_model_labels
     from recog.metrics import write_report
 
     predictor = recog.load(bundle, backend=backend)
     dataset = load_dataset(data)
     samples, split_name = choose_split(dataset, split)
-    unknown = sorted({s.label for s in samples} - set(predictor.labels))
-    if unknown:
-        raise DatasetError(f"{data}: labels {unknown[:10]} are not among the model's labels "
-                           f"({', '.join(predictor.labels[:10])}{'...' if len(predictor.labels) > 10 else ''}).",
-                           hint="evaluate on data with the same class folder names the model was trained on")
+    require_model_labels(samples, predictor.labels, data)
     paths = [s.path for s in samples]
     if progress_factory is None:
         probs, kept, refused = predictor.probabilities_many(paths, batch_size=batch_size)

@@ -82,6 +82,7 @@ def load_labelled(path: str | Path, labels: Sequence[str], prep: Preprocessing, 
             have (the message lists both label sets).
     """
     from recog.data import load_dataset
+    from recog.data.dataset import require_model_labels
     from recog.data.loading import decode_samples
     from recog.data.transforms import normalize
 
@@ -92,11 +93,7 @@ def load_labelled(path: str | Path, labels: Sequence[str], prep: Preprocessing, 
         chosen = [s for s in samples if s.split == split]
         if chosen:
             samples, source = chosen, f"{path} ({split} split)"
-    unknown = sorted({s.label for s in samples} - set(labels))
-    if unknown:
-        raise DatasetError(
-            f"{path}: labels {unknown[:5]} are not among the model's labels {list(labels)[:10]}.",
-            hint="pass a set whose class folders are named like the model's labels")
+    require_model_labels(samples, labels, path)
     if limit is not None and len(samples) > limit:
         samples = _stratified(samples, limit, seed)
     if not samples:
