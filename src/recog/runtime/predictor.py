@@ -7,6 +7,7 @@ register themselves in :data:`BACKENDS`.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
@@ -181,10 +182,13 @@ class Predictor:
         probs: list[np.ndarray] = []
         kept: list[int] = []
         failures: list[tuple[int, ImageError]] = []
-        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        # one image (the common interactive call) decodes inline: no pool to start
+        pool = ThreadPoolExecutor(max_workers=max(1, threads)) if len(sources) > 1 else None
+        mapper = pool.map if pool is not None else map
+        with pool or contextlib.nullcontext():
             for start in range(0, len(sources), batch_size):
                 arrays = []
-                for i, x in enumerate(pool.map(prepared, sources[start:start + batch_size]), start):
+                for i, x in enumerate(mapper(prepared, sources[start:start + batch_size]), start):
                     if isinstance(x, ImageError):
                         failures.append((i, x))
                     else:
