@@ -83,7 +83,7 @@ def resnet50_part(work: Path, args) -> dict:
     from recog.models import create_model, save_bundle
     from recog.runtime import load
     from recog.runtime.bench import run_bench
-    from recog.runtime.evalset import synthetic
+    from recog.data.evalset import synthetic
     from recog.models.bundle import update_bundle
     from recog.runtime.export import export_bundle, quantize_int8, rank_backends
 
@@ -149,7 +149,7 @@ def trained_bundle(work: Path, src: Path | None) -> tuple[Path, Path]:
 def trained_part(work: Path, args, src: Path | None) -> dict:
     from recog.runtime import load
     from recog.runtime.bench import run_bench
-    from recog.runtime.evalset import load_labelled
+    from recog.data.evalset import load_labelled
     from recog.runtime.export import export_bundle
 
     bundle, data = trained_bundle(work, src)

@@ -50,7 +50,7 @@ def main() -> None:
 
     from recog.data.transforms import normalize, resize_to_input
     from recog.io import load_image
-    from recog.runtime.predictor import decode_size
+    from recog.data.decode import decode_size
     from recog.types import Preprocessing
 
     ap = argparse.ArgumentParser()

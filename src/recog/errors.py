@@ -204,3 +204,19 @@ class MultipleFacesError(InvalidInputError):
 
     code = "multiple_faces"
     http_status = 422
+
+
+def did_you_mean(name: str, choices, *, n: int = 3, cutoff: float = 0.6) -> str | None:
+    """``"did you mean a, b?"`` naming the choices closest to ``name``, or None when none is close.
+
+    The one place that spells suggestions for unknown names (models, config
+    keys, collections, presets).
+
+    Example:
+        >>> did_you_mean("resnet18", ["resnet-18", "resnet-50", "vit-small"])
+        'did you mean resnet-18, resnet-50?'
+    """
+    import difflib
+
+    close = difflib.get_close_matches(name, [str(c) for c in choices], n=n, cutoff=cutoff)
+    return f"did you mean {', '.join(close)}?" if close else None

@@ -56,6 +56,29 @@ class Classification:
 
 
 @dataclass(frozen=True)
+class Embedding:
+    """An L2-normalised feature vector of one image: cosine similarity is a dot product.
+
+    Example:
+        >>> Embedding(vector=(0.6, 0.8)).dim
+        2
+    """
+
+    vector: tuple[float, ...]
+    source: str | None = None
+
+    @property
+    def dim(self) -> int:
+        return len(self.vector)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"embedding": [round(float(v), 7) for v in self.vector], "dim": self.dim}
+        if self.source is not None:
+            out["source"] = self.source
+        return out
+
+
+@dataclass(frozen=True)
 class PredictionFailure:
     """An input that could not be classified, and why."""
 

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from recog.engine.calibration import fit_temperature
+from recog.metrics.temperature import fit_temperature
 
 
 def _sample(n: int, scale: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -31,7 +31,7 @@ def test_bundle_records_temperature_and_predictor_applies_it(tiny_bundle, tmp_pa
     import shutil
 
     import recog
-    from recog.runtime.predictor import softmax
+    from recog.tasks.classify import probabilities, softmax
 
     copy = tmp_path / "b"
     shutil.copytree(tiny_bundle, copy)
@@ -43,4 +43,4 @@ def test_bundle_records_temperature_and_predictor_applies_it(tiny_bundle, tmp_pa
     logits = model.infer(x)
     expected = softmax(logits.astype(np.float64) / 0.25)[0]
     assert abs(model.postprocess(logits, top_k=1)[0].score - expected.max()) < 1e-9
-    np.testing.assert_allclose(model.probabilities(logits)[0], expected)
+    np.testing.assert_allclose(probabilities(logits, model.manifest.temperature)[0], expected)

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from recog.data import load_dataset
-from recog.data.audit import find_bad_files
+from recog.data.decode import find_bad_files
 from recog.errors import DatasetError
 
 
@@ -95,7 +95,7 @@ def test_bad_files_listed_with_reasons(digits_tree, tmp_path):
     (root / "7" / "readme.txt").write_text("notes")
     ds = load_dataset(root)
     assert [p for p, _ in ds.skipped] == [str(root / "7" / "readme.txt")]
-    bad = dict(find_bad_files(ds.samples))
+    bad = dict(find_bad_files([s.path for s in ds.samples]))
     assert set(bad) == {str(root / "0" / "empty.png"), str(root / "1" / "truncated.png"), str(root / "7" / "text.jpg")}
     assert "empty" in bad[str(root / "0" / "empty.png")]
     assert "plain text" in bad[str(root / "7" / "text.jpg")]

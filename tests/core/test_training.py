@@ -15,9 +15,9 @@ FAST = {"model": "resnet-micro", "batch_size": 16, "augment": "none", "lr": 5e-3
 
 def _weights(bundle):
     import recog
-    from recog.models.bundle import load_torch_model
+    from recog.models.bundle import load_network
 
-    return load_torch_model(recog.load(bundle).manifest).state_dict()
+    return load_network(recog.load(bundle).manifest).state_dict()
 
 
 def _initial(labels, seed=0):
@@ -40,11 +40,12 @@ def test_linear_probe_keeps_the_backbone(digits_tree, tmp_path, strategy, backbo
 
 
 def test_staged_unfreezes_after_freeze_epochs(digits_tree, tmp_path):
-    from recog.engine.train import _Session, Reporter
+    from recog.engine.train import Reporter, prepare
 
     cfg = load_config({"data": str(digits_tree), **FAST, "epochs": 2, "strategy": "staged", "freeze_epochs": 1,
                        "backbone_lr_mult": 0.1, "out": str(tmp_path / "s")})
-    session = _Session(cfg, Reporter(), tmp_path / "s")
+    (tmp_path / "s").mkdir()
+    session = prepare(cfg, Reporter(), tmp_path / "s").trainer
     assert session.backbone_frozen(0) and not session.backbone_frozen(1)
     lrs = [g["base_lr"] for g in session.optimizer.param_groups]
     assert lrs == pytest.approx([5e-3, 5e-4])  # head, backbone
@@ -53,14 +54,15 @@ def test_staged_unfreezes_after_freeze_epochs(digits_tree, tmp_path):
 def test_balanced_sampler_draws_classes_evenly(digits_tree, tmp_path):
     import shutil
 
-    from recog.engine.train import _Session, Reporter
+    from recog.engine.train import Reporter, prepare
 
     data = tmp_path / "d"
     shutil.copytree(digits_tree / "train", data)
     for f in sorted((data / "7").glob("*.png"))[5:]:  # 7 becomes a rare class: 5 of 65
         f.unlink()
     cfg = load_config({"data": str(data), **FAST, "balance": "sampler", "val_split": 0.0, "out": str(tmp_path / "r")})
-    session = _Session(cfg, Reporter(), tmp_path / "r")
+    (tmp_path / "r").mkdir()
+    session = prepare(cfg, Reporter(), tmp_path / "r").trainer
     targets = session.train_data.targets
     draws = np.random.default_rng(0).choice(len(targets), size=30000, p=session.sample_p)
     share = np.bincount(targets[draws], minlength=3) / len(draws)
@@ -68,7 +70,7 @@ def test_balanced_sampler_draws_classes_evenly(digits_tree, tmp_path):
 
 
 def test_streamed_batches_equal_the_in_memory_ones(digits_tree):
-    from recog.engine.data import ImageBatches, StreamingBatches, load_split
+    from recog.data.batches import ImageBatches, StreamingBatches, load_split
     from recog.models import get_preset
 
     ds = load_dataset(digits_tree)

@@ -27,7 +27,7 @@ def trained_bundle(tmp_path_factory, digits_tree) -> Path:
     import torch
 
     from recog.models import create_model, save_bundle
-    from recog.runtime.evalset import load_labelled
+    from recog.data.evalset import load_labelled
     from recog.runtime.prune import finetune
 
     torch.manual_seed(0)

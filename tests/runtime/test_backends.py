@@ -7,7 +7,7 @@ import pytest
 
 import recog.runtime.predictor as predictor
 from recog.errors import BundleError, ConfigError
-from recog.runtime.evalset import load_labelled
+from recog.data.evalset import load_labelled
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 
@@ -60,7 +60,7 @@ def test_auto_skips_unverified_and_missing_exports(tiny_bundle):
         "onnx": {"file": "model.onnx", "verified": True, "speed_rank": 1},  # file not in the bundle
         "onnx-int8": {"file": None, "verified": False, "speed_rank": 0},
     }}
-    assert predictor._auto_backend(replace(manifest, raw=raw)) == "torch"
+    assert predictor.auto_backend(replace(manifest, raw=raw)) == "torch"
 
 
 def test_threads_are_explicit(exported_bundle):
@@ -83,6 +83,7 @@ def test_missing_export_says_how_to_make_it(tiny_bundle):
 
 def test_auto_uses_torch_for_other_devices(exported_bundle, monkeypatch):
     chosen = []
-    monkeypatch.setitem(predictor.BACKENDS, "torch", lambda manifest, **opts: chosen.append(opts) or object())
+    monkeypatch.setattr(predictor, "create_backend",
+                        lambda name, manifest, **opts: chosen.append((name, opts)) or object())
     predictor.load(exported_bundle, device="cuda:0")
-    assert chosen == [{"device": "cuda:0"}]
+    assert chosen == [("torch", {"device": "cuda:0"})]

@@ -41,9 +41,9 @@ def test_every_backend_is_ranked_by_measured_speed(exported_bundle):
     ranks = sorted(exports[name]["speed_rank"] for name in ("torch", "onnx", "onnx-int8"))
     assert ranks == [1, 2, 3]
     fastest = min(exports, key=lambda k: exports[k]["speed_rank"])
-    from recog.runtime.predictor import _auto_backend
+    from recog.runtime.backends import auto_backend
 
-    assert _auto_backend(read_manifest(exported_bundle)) == fastest
+    assert auto_backend(read_manifest(exported_bundle)) == fastest
 
 
 def _broken_quantizer(fp32_path, out, calibration, **_):
@@ -75,9 +75,9 @@ def test_int8_that_loses_accuracy_is_refused(bundle_copy, digits_tree, monkeypat
     assert entry["parity"]["accuracy_drop_points"] > 1.0
     assert "model.int8.onnx" not in manifest.files and not (bundle_copy / "model.int8.onnx").exists()
     assert manifest.raw["exports"]["onnx"]["verified"] is True  # the fp32 export still stands
-    from recog.runtime.predictor import _auto_backend
+    from recog.runtime.backends import auto_backend
 
-    assert _auto_backend(manifest) in ("onnx", "torch")
+    assert auto_backend(manifest) in ("onnx", "torch")
 
 
 def test_cli_refusal_exits_non_zero(bundle_copy, digits_tree, monkeypatch, capsys):

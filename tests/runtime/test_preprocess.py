@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from recog.data.transforms import normalize, preprocess
-from recog.runtime.predictor import decode_size
+from recog.data.decode import decode_size
 from recog.types import Preprocessing
 
 

@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from recog.errors import ConfigError
-from recog.models.bundle import load_torch_model, read_manifest
+from recog.models.bundle import load_network, read_manifest
 from recog.runtime.prune import apply_masks, magnitude_masks, prunable_parameters, prune_bundle, sparsity
 
 
 @pytest.mark.parametrize("amount", [0.3, 0.5, 0.8])
 def test_unstructured_sparsity_is_as_asked(trained_bundle, amount):
-    model = load_torch_model(read_manifest(trained_bundle))
+    model = load_network(read_manifest(trained_bundle))
     params = prunable_parameters(model)
     apply_masks(params, magnitude_masks(params, amount, "unstructured"))
     assert sparsity(model)["prunable"] == pytest.approx(amount, abs=1e-3)
@@ -20,7 +20,7 @@ def test_unstructured_sparsity_is_as_asked(trained_bundle, amount):
 
 
 def test_unstructured_removes_the_smallest_weights(trained_bundle):
-    model = load_torch_model(read_manifest(trained_bundle))
+    model = load_network(read_manifest(trained_bundle))
     params = prunable_parameters(model)
     before = torch.cat([p.detach().abs().flatten() for p in params.values()])
     masks = magnitude_masks(params, 0.5, "unstructured")
@@ -29,7 +29,7 @@ def test_unstructured_removes_the_smallest_weights(trained_bundle):
 
 
 def test_channel_pruning_zeroes_whole_filters(trained_bundle):
-    model = load_torch_model(read_manifest(trained_bundle))
+    model = load_network(read_manifest(trained_bundle))
     params = prunable_parameters(model)
     apply_masks(params, magnitude_masks(params, 0.5, "channel"))
     for name, p in params.items():
@@ -58,7 +58,7 @@ def test_prune_bundle_fine_tunes_and_reports(trained_bundle, digits_tree, tmp_pa
     assert r["latency_ms"]["before"] > 0 and r["speed_note"]
     manifest = read_manifest(out)
     assert manifest.raw["pruning"]["method"] == "unstructured" and manifest.labels == ("0", "1", "7")
-    reloaded = load_torch_model(manifest)
+    reloaded = load_network(manifest)
     assert sparsity(reloaded)["prunable"] == pytest.approx(0.5, abs=1e-3)
 
 

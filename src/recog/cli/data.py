@@ -25,14 +25,14 @@ def info_cmd(
 
     from recog.cli.progress import bar
     from recog.data import load_dataset
-    from recog.data.audit import find_bad_files
+    from recog.data.decode import find_bad_files
 
     ds = load_dataset(data)
     counts = ds.counts()
     bad: list[tuple[str, str]] = []
     if check:
         with bar("checking images", len(ds.samples)) as advance:
-            bad = find_bad_files(ds.samples, progress=advance)
+            bad = find_bad_files([s.path for s in ds.samples], progress=advance)
     bad += list(ds.skipped)
     ratios = {split: ds.imbalance(None if split == "all" else split) for split in counts}
     if as_json:

@@ -7,7 +7,7 @@ from typing import Callable
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from recog.engine.train import Reporter
+from recog.engine.callbacks import Reporter
 
 console = Console(stderr=True)
 

@@ -20,13 +20,13 @@ def augmented_grid(samples: Sequence[Sample], prep: Preprocessing, *, augment: s
     import torch
 
     from recog.data.augment import Augmenter
-    from recog.data.loading import decode_one
+    from recog.data.decode import decode_to_input
 
     torch.manual_seed(seed)
     aug = Augmenter(augment, prep.size, hflip=hflip)
     rows = []
     for s in samples:
-        base = decode_one(s.path, prep)
+        base = decode_to_input(s.path, prep)
         x = torch.from_numpy(base.copy()).permute(2, 0, 1).float().div(255).unsqueeze(0).repeat(per_image - 1, 1, 1, 1)
         views, _ = aug(x, torch.zeros(per_image - 1, dtype=torch.long))
         views = (views.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)

@@ -7,12 +7,11 @@ its resolved config to ``RUN/config.yaml``.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from recog.errors import ConfigError
+from recog.errors import ConfigError, did_you_mean
 
 STRATEGIES = ("full", "linear", "staged")
 BALANCE = ("none", "loss", "sampler")
@@ -24,6 +23,7 @@ class TrainConfig:
 
     Attributes:
         data: class-folder tree or CSV manifest.
+        task: the kind of recognition (``classify``); see :mod:`recog.tasks`.
         model: preset name, Hub id, or local folder.
         weights: ``pretrained``, ``none`` or a path; None = the preset's default.
         out: run folder (``config.yaml``, ``metrics.csv``, ``best/``, ``last/``).
@@ -44,6 +44,7 @@ class TrainConfig:
     """
 
     data: str
+    task: str = "classify"
     model: str = "resnet-18"
     weights: str | None = None
     out: str = "runs/train"
@@ -106,10 +107,8 @@ def load_config(values: dict[str, Any]) -> TrainConfig:
     known = {f.name for f in fields(TrainConfig)}
     for key in values:
         if key not in known:
-            close = difflib.get_close_matches(key, known, n=2)
             raise ConfigError(f"unknown training option {key!r}.",
-                              hint=f"did you mean {' or '.join(close)}?" if close else
-                              f"known options: {', '.join(sorted(known))}")
+                              hint=did_you_mean(key, known, n=2) or f"known options: {', '.join(sorted(known))}")
     if "data" not in values or not values["data"]:
         raise ConfigError("training needs a dataset (data: DIR or CSV).")
     try:

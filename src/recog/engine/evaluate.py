@@ -54,16 +54,21 @@ def evaluate(bundle: str | Path, data: str | Path, *, split: str | None = None, 
     from recog.data.dataset import require_model_labels
     from recog.metrics import write_report
 
+    from recog.tasks import require_task
+    from recog.tasks.classify import probabilities
+
     predictor = recog.load(bundle, backend=backend)
+    require_task(predictor.manifest, "classify", command="recog evaluate")
     dataset = load_dataset(data)
     samples, split_name = choose_split(dataset, split)
     require_model_labels(samples, predictor.labels, data)
     paths = [s.path for s in samples]
     if progress_factory is None:
-        probs, kept, refused = predictor.probabilities_many(paths, batch_size=batch_size)
+        logits, kept, refused = predictor.outputs_many(paths, batch_size=batch_size)
     else:
         with progress_factory(f"evaluating ({predictor.backend.name})", len(paths)) as advance:
-            probs, kept, refused = predictor.probabilities_many(paths, batch_size=batch_size, progress=advance)
+            logits, kept, refused = predictor.outputs_many(paths, batch_size=batch_size, progress=advance)
+    probs = probabilities(logits, predictor.manifest.temperature)
     failures = [(str(paths[i]), str(exc)) for i, exc in refused]
     if not kept:
         raise DatasetError(f"{data}: none of the {len(paths)} images could be read.")

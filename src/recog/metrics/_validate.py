@@ -88,7 +88,7 @@ def check_inputs(y_true: Any, probs: Any, labels: Sequence[str],
             f"probs rows must be probabilities in [0, 1] summing to 1; row {row} sums to {sums[row]:.6g} "
             f"(min {p[row].min():.4g}, max {p[row].max():.4g}).",
             hint="these look like logits or scores: apply a softmax first "
-                 "(recog.runtime.predictor.softmax(logits))")
+                 "(recog.tasks.classify.softmax(logits))")
     p = np.clip(p, 0.0, 1.0)
     p = p / p.sum(axis=1, keepdims=True)
 

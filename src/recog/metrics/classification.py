@@ -25,6 +25,7 @@ import numpy as np
 
 from recog.metrics._validate import check_inputs
 from recog.metrics.calibration import DEFAULT_NUM_BINS, expected_calibration_error
+from recog.metrics.groups import largest_gap
 
 
 @contextmanager
@@ -200,11 +201,10 @@ def _group_metrics(y: np.ndarray, pred: np.ndarray, groups: Sequence[str],
                      "macro_f1": float(f1_score(y[mask], pred[mask], average="macro", zero_division=0)),
                      "num_samples": int(mask.sum())}
     names = list(out)
-    # ties: the group with more samples wins (its figure is the more reliable), then the name
-    best = min(names, key=lambda k: (-out[k]["accuracy"], -out[k]["num_samples"], k))
-    worst = min(names, key=lambda k: (out[k]["accuracy"], -out[k]["num_samples"], k))
-    gap = {"metric": "accuracy", "best_group": best, "worst_group": worst,
-           "gap": out[best]["accuracy"] - out[worst]["accuracy"]}
+    gap = largest_gap({k: v["accuracy"] for k, v in out.items()},
+                      sizes={k: v["num_samples"] for k, v in out.items()})
+    gap = {"metric": "accuracy", "best_group": gap["best_group"], "worst_group": gap["worst_group"],
+           "gap": gap["gap"]}
     if len(names) == 1:
         notes.append(f"only one group ({names[0]!r}): the largest gap is 0.")
     small = [k for k in names if out[k]["num_samples"] < 30]

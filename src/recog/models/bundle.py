@@ -17,7 +17,6 @@ bundle whose files changed.
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import json
 import os
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from recog.clock import utc_now
 from recog.errors import BundleError, BundleIntegrityError, ModelNotFoundError
 from recog.types import ModelInfo, Preprocessing
 
@@ -48,7 +48,12 @@ def sha256_file(path: Path) -> str:
 
 @dataclass(frozen=True)
 class BundleManifest:
-    """The parsed, verified contents of ``recog.json``."""
+    """The parsed, verified contents of ``recog.json``: the one place its fields are read.
+
+    Every consumer reads the manifest through these attributes, never through
+    ``raw`` keys; ``raw`` is kept only so that updates can carry unknown
+    (newer) fields through unchanged.
+    """
 
     path: Path
     task: str
@@ -58,9 +63,46 @@ class BundleManifest:
     raw: dict[str, Any] = field(repr=False)
 
     @property
+    def source_model(self) -> str:
+        return str(self.raw.get("source_model") or "")
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return dict(self.raw.get("metrics") or {})
+
+    @property
+    def exports(self) -> dict[str, dict[str, Any]]:
+        """Export name (``onnx``, ``onnx-int8``) → its record: file, parity, verified, speed_rank..."""
+        return {k: dict(v) for k, v in (self.raw.get("exports") or {}).items()}
+
+    @property
+    def calibration(self) -> dict[str, Any]:
+        return dict(self.raw.get("calibration") or {})
+
+    @property
+    def temperature(self) -> float:
+        """Softmax temperature fitted at training (1.0 when none was)."""
+        return float(self.calibration.get("temperature", 1.0))
+
+    @property
+    def dataset(self) -> dict[str, Any]:
+        """Where the training data came from: fingerprint, source, counts."""
+        return dict(self.raw.get("dataset") or {})
+
+    @property
+    def training(self) -> dict[str, Any]:
+        return dict(self.raw.get("training") or {})
+
+    @property
+    def version(self) -> str:
+        """Short content id: sha256 over the recorded file hashes (changes when any model file does)."""
+        blob = json.dumps(self.files, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    @property
     def info(self) -> ModelInfo:
         return ModelInfo(task=self.task, labels=self.labels, preprocessing=self.preprocessing,
-                         source_model=self.raw.get("source_model", ""), metrics=self.raw.get("metrics", {}))
+                         source_model=self.source_model, metrics=self.metrics)
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
@@ -96,10 +138,7 @@ def save_bundle(out: str | Path, model: "torch.nn.Module", *, labels: list[str],
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-tmp-"))
     try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-        model.save_pretrained(str(tmp), safe_serialization=True)
+        save_network(model, tmp)
         for stray in tmp.iterdir():
             if stray.name not in REQUIRED_FILES and stray.name != "generation_config.json":
                 raise BundleError(f"unexpected file {stray.name} written by save_pretrained.")
@@ -111,7 +150,7 @@ def save_bundle(out: str | Path, model: "torch.nn.Module", *, labels: list[str],
             "preprocessing": preprocessing.to_dict(),
             "source_model": source_model,
             "recog_version": __version__,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "created": utc_now(),
             **(extra or {}),
         }
         manifest["files"] = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
@@ -207,12 +246,35 @@ def update_bundle(path: str | Path, *, add_files: list[str] | tuple[str, ...] = 
     return read_manifest(path, verify=False)
 
 
-def load_torch_model(manifest: BundleManifest) -> "torch.nn.Module":
-    """The bundle's transformers model in eval mode, from config.json + model.safetensors.
+def save_network(model: "torch.nn.Module", folder: Path) -> None:
+    """Write ``config.json`` + ``model.safetensors`` for a transformers model or a native network."""
+    from recog.models import native
 
-    Goes through ``from_pretrained`` (never remote code, never pickles), which
-    also maps checkpoint key names between transformers versions.
+    if native.is_native(model):
+        native.save(model, folder)
+        return
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    model.save_pretrained(str(folder), safe_serialization=True)
+
+
+def load_network(manifest: BundleManifest) -> "torch.nn.Module":
+    """The bundle's network in eval mode, from config.json + model.safetensors.
+
+    Native networks (``recog_architecture`` in config.json) are rebuilt by
+    :mod:`recog.models.native`; transformers models go through
+    ``from_pretrained`` (never remote code, never pickles), which also maps
+    checkpoint key names between transformers versions.
     """
+    from recog.models import native
+
+    try:
+        config = json.loads((manifest.path / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{manifest.path}: config.json is not readable JSON ({exc}).") from exc
+    if isinstance(config, dict) and native.CONFIG_KEY in config:
+        return native.load(manifest.path, config).eval()
     from transformers import AutoModelForImageClassification
     from transformers.utils import logging as hf_logging
 

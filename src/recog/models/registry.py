@@ -8,14 +8,13 @@ local folder (a transformers model folder or a recog bundle).
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from recog.errors import ConfigError, ModelNotFoundError, WeightsUnavailableError
+from recog.errors import ConfigError, ModelNotFoundError, WeightsUnavailableError, did_you_mean
 from recog.types import Preprocessing
 
 if TYPE_CHECKING:
@@ -69,8 +68,7 @@ def get_preset(name: str) -> Preset:
 
 
 def _unknown_model(name: str) -> ModelNotFoundError:
-    close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.4)
-    hint = f"did you mean {', '.join(close)}?" if close else f"choose one of {', '.join(sorted(_REGISTRY))}"
+    hint = did_you_mean(name, _REGISTRY, cutoff=0.4) or f"choose one of {', '.join(sorted(_REGISTRY))}"
     return ModelNotFoundError(
         f"unknown model {name!r}: not a registered preset, a local folder, or a Hub id (owner/name).",
         hint=hint + " A Hub id or a local folder also works.")

@@ -14,7 +14,6 @@ backend can show a share above 100%: that is the measure of how much int8
 
 from __future__ import annotations
 
-import datetime as _dt
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,10 +22,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from recog.clock import utc_now
+from recog.data.evalset import LabelledSet, batched, load_labelled, synthetic
 from recog.errors import ConfigError, RecogError
 from recog.models.bundle import read_manifest
-from recog.runtime.export import time_backend
-from recog.runtime.evalset import LabelledSet, batched, compare, load_labelled, synthetic
+from recog.runtime.timing import time_backend
 
 Log = Callable[[str], None]
 
@@ -61,7 +61,7 @@ class BenchReport:
     def to_dict(self) -> dict[str, Any]:
         return {"bundle": self.bundle, "machine": self.machine, "model": self.model, "data": self.data,
                 "settings": self.settings, "rows": [asdict(r) for r in self.rows], "skipped": self.skipped,
-                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+                "created": utc_now()}
 
 
 def cpu_name() -> str:
@@ -90,13 +90,17 @@ def matmul_ceiling(threads: int, *, n: int = 2048, repeats: int = 5) -> float:
     return 2.0 * n ** 3 / best
 
 
-def model_flops(model, size: tuple[int, int]) -> int:
-    """FLOPs of one forward pass on one image (``torch.utils.flop_counter``; multiply-add = 2)."""
+def model_flops(model, size: tuple[int, int], task=None) -> int:
+    """FLOPs of one forward pass of ``task`` (default classify) on one image
+    (``torch.utils.flop_counter``; multiply-add = 2)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from recog.tasks import get_task
+
+    task = task or get_task("classify")
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        model(pixel_values=torch.zeros(1, 3, *size))
+        task.forward(model, torch.zeros(1, 3, *size))
     return int(counter.get_total_flops())
 
 
@@ -129,16 +133,15 @@ def run_bench(path: str | Path, *, backends: Sequence[str] = ("torch", "onnx", "
     """
     import torch
 
-    from recog.models.bundle import load_torch_model
+    from recog.runtime.backends import BACKENDS, create_backend
     from recog.runtime.onnx import default_threads
-    from recog.runtime.predictor import BACKENDS, _register_optional_backends
+    from recog.tasks import get_task
 
     say = log or (lambda _msg: None)
     if not backends:
         raise ConfigError("give at least one backend (--backends torch,onnx,onnx-int8).")
     if not batches or min(batches) < 1:
         raise ConfigError(f"batch sizes must be positive integers, got {list(batches)}.")
-    _register_optional_backends()
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown:
         raise ConfigError(f"unknown backend(s) {unknown}; expected some of {', '.join(sorted(BACKENDS))}.")
@@ -147,6 +150,7 @@ def run_bench(path: str | Path, *, backends: Sequence[str] = ("torch", "onnx", "
     timing = dict(warmup=1 if quick else 3, min_runs=3 if quick else 10, max_runs=20 if quick else 1000,
                   budget_s=budget_s)
     manifest = read_manifest(path)
+    task = get_task(manifest.task)
     prep = manifest.preprocessing
     limit = max_images or (32 if quick else 1000)
     evalset: LabelledSet = (load_labelled(data, manifest.labels, prep, split="test", limit=limit)
@@ -156,17 +160,17 @@ def run_bench(path: str | Path, *, backends: Sequence[str] = ("torch", "onnx", "
     say("measuring the float32 matmul ceiling ...")
     ceiling = matmul_ceiling(threads, n=512 if quick else 2048, repeats=3 if quick else 10)
     torch.set_num_threads(threads)
-    reference_model = load_torch_model(manifest)
-    flops = model_flops(reference_model, prep.size)
+    reference_model = task.load(manifest)
+    flops = model_flops(reference_model, prep.size, task)
     with torch.inference_mode():
-        reference = batched(evalset.x, lambda b: reference_model(pixel_values=torch.from_numpy(b)).logits.numpy())
+        reference = batched(evalset.x, lambda b: task.forward(reference_model, torch.from_numpy(b)).numpy())
     del reference_model
 
     report = BenchReport(
         bundle=str(path),
         machine={"cpu": cpu_name(), "threads": threads, "matmul_fp32_gflops": round(ceiling / 1e9, 2),
                  "python": platform.python_version()},
-        model={"source_model": manifest.raw.get("source_model", ""), "input_size": list(prep.size),
+        model={"source_model": manifest.source_model, "input_size": list(prep.size),
                "gflops_per_image": round(flops / 1e9, 4), "labels": len(manifest.labels)},
         data=evalset.describe(),
         settings={"quick": quick, "budget_s": budget_s, "batches": list(batches), "backends": list(backends),
@@ -174,13 +178,13 @@ def run_bench(path: str | Path, *, backends: Sequence[str] = ("torch", "onnx", "
     torch_p50: dict[int, float] = {}
     for name in backends:
         try:
-            backend = BACKENDS[name](manifest, threads=threads)
+            backend = create_backend(name, manifest, threads=threads)
         except (RecogError, ImportError) as exc:
             report.skipped[name] = str(exc)
             say(f"skipping {name}: {exc}")
             continue
         logits = batched(evalset.x, backend.infer)
-        parity = compare(reference, logits, evalset.y)
+        parity = task.parity(reference, logits, evalset.y)
         for b in batches:
             say(f"timing {name} at batch {b} ...")
             times = time_backend(backend, _batch_of(evalset.x, b), **timing)
@@ -190,8 +194,9 @@ def run_bench(path: str | Path, *, backends: Sequence[str] = ("torch", "onnx", "
                 torch_p50[b] = p50
             report.rows.append(BenchRow(
                 backend=name, batch=b, p50_ms=round(p50, 4), p95_ms=round(p95, 4), images_per_s=round(ips, 2),
-                runs=len(times), top1_agreement=parity["top1_agreement"], accuracy=parity.get("accuracy"),
-                max_abs_logit_diff=round(parity["max_abs_logit_diff"], 6),
+                runs=len(times), top1_agreement=parity.get("top1_agreement"), accuracy=parity.get("accuracy"),
+                max_abs_logit_diff=(round(parity["max_abs_logit_diff"], 6) if "max_abs_logit_diff" in parity
+                                    else None),
                 ceiling_share=round(flops * ips / ceiling, 4)))
         del backend
     for row in report.rows:

@@ -1,8 +1,7 @@
 """ONNX Runtime backends: ``onnx`` (fp32) and ``onnx-int8`` (static int8, QDQ).
 
-Importing this module registers both names in
-:data:`recog.runtime.predictor.BACKENDS`; it needs ``onnxruntime`` and is
-imported lazily by :func:`recog.runtime.predictor.load`.
+:data:`recog.runtime.backends.BACKENDS` names both; this module needs
+``onnxruntime`` and is imported only when one of them is asked for.
 
 Each backend creates its ``InferenceSession`` once, with explicit thread
 counts (``threads`` = intra-op threads, default: the CPUs this process may
@@ -22,7 +21,6 @@ import onnxruntime as ort
 
 from recog.errors import BundleError, ConfigError
 from recog.models.bundle import BundleManifest
-from recog.runtime.predictor import BACKENDS
 
 #: backend name → default file name in the bundle.
 ONNX_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
@@ -85,7 +83,7 @@ class OnnxBackend:
         if device != "cpu":
             raise ConfigError(f"the {export} backend runs on the CPU; got device={device!r}.",
                               hint="use --backend torch for other devices")
-        entry = (manifest.raw.get("exports") or {}).get(export)
+        entry = manifest.exports.get(export)
         fname = (entry or {}).get("file")
         fix = f"run `recog export {manifest.path} --format onnx" + (" --quantize int8 --calibration DIR`"
                                                                     if export == "onnx-int8" else "`")
@@ -105,22 +103,11 @@ class OnnxBackend:
         self.fixed_batch = batch_dim if isinstance(batch_dim, int) else None
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        """float32 ``(N, 3, H, W)`` → float32 ``(N, C)`` logits."""
+        """float32 ``(N, 3, H, W)`` → the exported graph's float32 output ``(N, ...)``."""
         x = np.ascontiguousarray(batch, dtype=np.float32)
         if self.fixed_batch is not None and x.shape[0] != self.fixed_batch:
             return np.concatenate([self.infer(x[i:i + 1]) for i in range(x.shape[0])], axis=0)
         return self.session.run([self.output_name], {self.input_name: x})[0]
 
-
-def _factory(export: str):
-    def make(manifest: BundleManifest, **options) -> OnnxBackend:
-        return OnnxBackend(manifest, export=export, **options)
-
-    make.__name__ = f"make_{export.replace('-', '_')}_backend"
-    return make
-
-
-for _name in ONNX_FILES:
-    BACKENDS.setdefault(_name, _factory(_name))
 
 __all__ = ["ONNX_FILES", "OnnxBackend", "create_session", "default_threads", "session_options"]

@@ -34,10 +34,12 @@ import numpy as np
 
 from recog.errors import ConfigError
 from recog.models.bundle import read_manifest, save_bundle
-from recog.runtime.evalset import LabelledSet, batched, load_labelled
+from recog.data.evalset import LabelledSet, batched, load_labelled
 
 if TYPE_CHECKING:
     import torch
+
+    from recog.tasks import Task
 
 METHODS = ("unstructured", "channel")
 Log = Callable[[str], None]
@@ -46,11 +48,16 @@ _NOT_CARRIED = ("format", "format_version", "task", "labels", "preprocessing", "
                 "created", "files", "exports", "metrics")
 
 
-def prunable_parameters(model: "torch.nn.Module") -> dict[str, "torch.nn.Parameter"]:
-    """``{name: weight}`` of every Conv and Linear layer except the classification head."""
+def prunable_parameters(model: "torch.nn.Module", task: "Task | None" = None) -> dict[str, "torch.nn.Parameter"]:
+    """``{name: weight}`` of every Conv and Linear layer except the task's head (default: classify's)."""
     import torch
 
-    head = getattr(model, "classifier", None)
+    from recog.tasks import get_task
+
+    try:
+        head = (task or get_task("classify")).head(model)
+    except ConfigError:
+        head = None
     head_params = {id(p) for p in head.parameters()} if isinstance(head, torch.nn.Module) else set()
     out = {}
     for mod_name, mod in model.named_modules():
@@ -148,7 +155,7 @@ def finetune(model: "torch.nn.Module", masks: dict[str, "torch.Tensor"], data: L
         if len(order) < batch_size:
             order += rng.permutation(len(data)).tolist()
         idx, order = order[:batch_size], order[batch_size:]
-        logits = model(pixel_values=x[idx]).logits
+        logits = _classify().forward(model, x[idx])
         loss = torch.nn.functional.cross_entropy(logits, y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -179,7 +186,7 @@ def _accuracy(model, data: LabelledSet | None) -> float | None:
     if data is None or data.y is None:
         return None
     with torch.inference_mode():
-        logits = batched(data.x, lambda b: model(pixel_values=torch.from_numpy(b)).logits.numpy())
+        logits = batched(data.x, lambda b: _classify().forward(model, torch.from_numpy(b)).numpy())
     return round(float((logits.argmax(1) == data.y).mean()), 6)
 
 
@@ -192,13 +199,19 @@ def _latency_ms(model, size: tuple[int, int], budget_s: float = 1.0) -> float:
     times = []
     with torch.inference_mode():
         for _ in range(2):
-            model(pixel_values=x)
+            _classify().forward(model, x)
         start = time.perf_counter()
         while len(times) < 5 or (time.perf_counter() - start < budget_s and len(times) < 200):
             t = time.perf_counter()
-            model(pixel_values=x)
+            _classify().forward(model, x)
             times.append(1000.0 * (time.perf_counter() - t))
     return float(np.median(times))
+
+
+def _classify() -> "Task":
+    from recog.tasks import get_task
+
+    return get_task("classify")
 
 
 def _state_bytes(model) -> tuple[int, int]:
@@ -231,13 +244,14 @@ def prune_bundle(path: str | Path, out: str | Path, *, amount: float, method: st
     import torch
 
     from recog.data import load_dataset
-    from recog.models.bundle import load_torch_model
+    from recog.tasks import require_task
 
     say = log or (lambda _msg: None)
     path, out = Path(path), Path(out)
     if path.resolve() == out.resolve():
         raise ConfigError("--out must differ from the original bundle: pruning writes a new bundle.")
     manifest = read_manifest(path)
+    require_task(manifest, "classify", command="recog prune")
     if threads:
         torch.set_num_threads(threads)
     train_set = val_set = None
@@ -249,8 +263,8 @@ def prune_bundle(path: str | Path, out: str | Path, *, amount: float, method: st
                    if val_split else train_set)
         say(f"fine-tune on {len(train_set)} images; accuracy on {len(val_set)} ({val_set.source})")
 
-    original = load_torch_model(manifest)
-    model = load_torch_model(manifest)
+    original = _classify().load(manifest)
+    model = _classify().load(manifest)
     size = manifest.preprocessing.size
     acc_before = _accuracy(original, val_set)
     params = prunable_parameters(model)
@@ -290,12 +304,12 @@ def prune_bundle(path: str | Path, out: str | Path, *, amount: float, method: st
                        "after": round(lat_after, 4), "speedup": round(speedup, 3)},
         "speed_note": note,
     }
-    extra = {k: v for k, v in manifest.raw.items() if k not in _NOT_CARRIED}
+    extra = {k: v for k, v in manifest.raw.items() if k not in _NOT_CARRIED}  # carries fields through unread
     extra["pruning"] = report
     if acc_after is not None:
         extra["metrics"] = {"val_accuracy": acc_after, "pruned_from_val_accuracy": acc_before}
     save_bundle(out, model, labels=list(manifest.labels), preprocessing=manifest.preprocessing,
-                task=manifest.task, source_model=manifest.raw.get("source_model", ""), extra=extra)
+                task=manifest.task, source_model=manifest.source_model, extra=extra)
     bundle_bytes = (out / "model.safetensors").stat().st_size
     report["size"]["bundle_weights_bytes"] = bundle_bytes
     return PruneResult(out=out, report=report)

@@ -9,7 +9,7 @@ Two sources with one interface (``len``, ``targets``, ``failures``,
   batch ahead of the training step, for data larger than that.
 
 Augmentation and normalization happen per batch on the training device (see
-:mod:`recog.data.augment`).
+:mod:`recog.data.augment`). Files are decoded by :mod:`recog.data.decode`.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
-import numpy as np
-
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+
 from recog.data.dataset import Sample
-from recog.data.loading import decode_samples, unreadable_error
+from recog.data.decode import decode_images, find_bad_files, unreadable_error
 from recog.types import Preprocessing
 
 
@@ -65,7 +65,7 @@ class StreamingBatches:
 
     def _decode(self, pool: ThreadPoolExecutor, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         idx = np.array([i for i in idx.tolist() if i not in self._bad], dtype=np.int64)
-        images, kept, failures = decode_samples([self.samples[i] for i in idx], self.prep, pool=pool)
+        images, kept, failures = decode_images([self.samples[i].path for i in idx], self.prep, pool=pool)
         self._bad.update(set(idx.tolist()) - set(idx[kept].tolist()))
         self.failures.extend(failures)
         return images, self.targets[idx[kept]]
@@ -98,13 +98,12 @@ def load_split(samples: Sequence[Sample], labels: Sequence[str], prep: Preproces
     """
     index = {name: i for i, name in enumerate(labels)}
     if decoded_size_gb(len(samples), prep) > cache_gb:
-        from recog.data.audit import find_bad_files
-
-        bad = find_bad_files(samples, threads=threads, progress=progress) if strict else []
+        bad = find_bad_files([s.path for s in samples], threads=threads, progress=progress) if strict else []
         if bad:
             raise unreadable_error(bad)
         targets = np.array([index[s.label] for s in samples], dtype=np.int64)
         return StreamingBatches(samples, targets, prep, threads)
-    images, kept, failures = decode_samples(samples, prep, threads=threads, strict=strict, progress=progress)
+    images, kept, failures = decode_images([s.path for s in samples], prep, threads=threads, strict=strict,
+                                           progress=progress)
     targets = np.array([index[samples[i].label] for i in kept], dtype=np.int64)
     return ImageBatches(images, targets, [samples[i] for i in kept], failures)

@@ -83,7 +83,7 @@ def load_labelled(path: str | Path, labels: Sequence[str], prep: Preprocessing, 
     """
     from recog.data import load_dataset
     from recog.data.dataset import require_model_labels
-    from recog.data.loading import decode_samples
+    from recog.data.decode import decode_images
     from recog.data.transforms import normalize
 
     ds = load_dataset(path)
@@ -98,7 +98,7 @@ def load_labelled(path: str | Path, labels: Sequence[str], prep: Preprocessing, 
         samples = _stratified(samples, limit, seed)
     if not samples:
         raise DatasetError(f"{path}: no images to use.", hint="add images under DIR/<label>/")
-    arrays, kept, failures = decode_samples(samples, prep, threads=threads)
+    arrays, kept, failures = decode_images([s.path for s in samples], prep, threads=threads)
     if not kept:
         raise DatasetError(f"{path}: none of {len(samples)} images could be decoded "
                            f"(first: {failures[0][1] if failures else '?'}).")
@@ -142,28 +142,3 @@ def batched(x: np.ndarray, fn, batch_size: int = 32) -> np.ndarray:
     """Apply ``fn`` (``(B, ...) -> (B, C)``) over ``x`` in batches and concatenate."""
     outs = [np.asarray(fn(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
     return np.concatenate(outs, axis=0) if outs else np.zeros((0, 0), np.float32)
-
-
-def compare(reference: np.ndarray, candidate: np.ndarray, y: np.ndarray | None) -> dict:
-    """Parity figures of ``candidate`` logits against ``reference`` logits, both ``(N, C)``.
-
-    Returns:
-        ``images``, ``top1_agreement`` (fraction), ``max_abs_logit_diff``,
-        ``logit_scale`` (largest absolute reference logit) and, when ``y`` is
-        given, ``accuracy_reference``, ``accuracy`` and
-        ``accuracy_drop_points`` (percentage points; positive = worse).
-    """
-    ref_top = reference.argmax(axis=1)
-    cand_top = candidate.argmax(axis=1)
-    out = {
-        "images": int(len(reference)),
-        "top1_agreement": round(float((ref_top == cand_top).mean()), 6) if len(reference) else 1.0,
-        "max_abs_logit_diff": float(np.abs(reference - candidate).max()) if reference.size else 0.0,
-        "logit_scale": float(np.abs(reference).max()) if reference.size else 0.0,
-    }
-    if y is not None:
-        acc_ref = float((ref_top == y).mean())
-        acc = float((cand_top == y).mean())
-        out.update(accuracy_reference=round(acc_ref, 6), accuracy=round(acc, 6),
-                   accuracy_drop_points=round(100.0 * (acc_ref - acc), 4))
-    return out

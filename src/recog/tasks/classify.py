@@ -1,0 +1,193 @@
+"""Classification: one label per image, calibrated probabilities, top-k results.
+
+The network is any image classifier with a ``classifier`` head (transformers
+``*ForImageClassification``, or a native module such as EfficientNet-Lite);
+its raw output is ``(N, classes)`` logits. Training uses (mixed)
+cross-entropy with label smoothing and optional class weights; after each
+epoch a softmax temperature is fitted on the validation logits and saved as
+``calibration`` (see :mod:`recog.metrics.temperature`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from recog.tasks.base import Task, register_task
+from recog.types import Classification, Label
+
+if TYPE_CHECKING:
+    import torch
+
+    from recog.models.bundle import BundleManifest
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of ``(N, C)`` logits, numerically stable."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def probabilities(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """``(N, C)`` logits → calibrated class probabilities (softmax of logits / temperature)."""
+    return softmax(np.asarray(logits, dtype=np.float64) / temperature)
+
+
+def top_k_labels(probs: np.ndarray, labels: Sequence[str], k: int) -> list[tuple[Label, ...]]:
+    """Top-k ``Label`` tuples per row of ``(N, C)`` probabilities, best first."""
+    k = max(1, min(k, probs.shape[1]))
+    idx = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    return [tuple(Label(labels[j], int(j), float(row[j])) for j in order) for row, order in zip(probs, idx)]
+
+
+class AccuracyMetric:
+    """Streaming cross-entropy and top-1 accuracy over ``(N, C)`` logits and ``(N,)`` labels.
+
+    Example:
+        >>> m = AccuracyMetric()
+        >>> m.update(np.array([[2.0, 0.0], [0.0, 1.0]]), np.array([0, 0]))
+        >>> m.compute()["acc"]
+        0.5
+    """
+
+    def __init__(self, *, keep_outputs: bool = False) -> None:
+        self.keep_outputs = keep_outputs
+        self.reset()
+
+    def reset(self) -> None:
+        self.nll = 0.0
+        self.correct = 0
+        self.count = 0
+        self.outputs: list[np.ndarray] = []
+        self.targets: list[np.ndarray] = []
+
+    def update(self, output: np.ndarray, target: np.ndarray) -> None:
+        logits = np.asarray(output, dtype=np.float64)
+        y = np.asarray(target)
+        z = logits - logits.max(axis=1, keepdims=True)
+        self.nll += float((np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(y)), y]).sum())
+        self.correct += int((logits.argmax(1) == y).sum())
+        self.count += len(y)
+        if self.keep_outputs:
+            self.outputs.append(np.asarray(output, dtype=np.float32))
+            self.targets.append(y)
+
+    def compute(self) -> dict[str, float]:
+        if not self.count:
+            return {"loss": float("nan"), "acc": float("nan")}
+        return {"loss": self.nll / self.count, "acc": self.correct / self.count}
+
+
+@register_task
+class Classify(Task):
+    """Image classification (the ``classify`` task)."""
+
+    name = "classify"
+    result = Classification
+    output = "logits"
+    monitor = "acc"
+
+    def build(self, source: str, labels: Sequence[str], *, weights: str | None = None,
+              image_size: int | None = None):
+        from recog.models.registry import create_model
+
+        return create_model(source, list(labels), weights=weights, image_size=image_size)
+
+    def forward(self, model: "torch.nn.Module", x: "torch.Tensor") -> "torch.Tensor":
+        out = model(pixel_values=x) if _is_transformers(model) else model(x)
+        return out.logits if hasattr(out, "logits") else out
+
+    # ------------------------------------------------------------------ training
+    def setup_training(self, config: Any, labels: Sequence[str], targets: np.ndarray, prep: Any,
+                       device: str) -> None:
+        import torch
+
+        from recog.data.augment import Augmenter
+
+        self.augment = Augmenter(config.augment, prep.size, hflip=config.hflip)
+        self.mean = torch.tensor(prep.mean, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(prep.std, device=device).view(1, 3, 1, 1)
+        self.label_smoothing = config.label_smoothing
+        self.class_weight = None
+        if config.balance == "loss":
+            counts = np.bincount(targets, minlength=len(labels)).astype(np.float64)
+            w = counts.sum() / (len(labels) * np.maximum(counts, 1))
+            self.class_weight = torch.tensor(w, dtype=torch.float32, device=device)
+
+    def inputs(self, images: "torch.Tensor", targets: "torch.Tensor", *, train: bool = True):
+        if train:
+            images, targets = self.augment(images, targets)
+        return (images - self.mean) / self.std, targets
+
+    def loss(self, model: "torch.nn.Module", x: "torch.Tensor", target: "torch.Tensor") -> dict[str, "torch.Tensor"]:
+        from recog.data.augment import mixed_cross_entropy
+
+        logits = self.forward(model, x)
+        loss = mixed_cross_entropy(logits.float(), target, weight=self.class_weight,
+                                   label_smoothing=self.label_smoothing)
+        return {"loss": loss, "output": logits}
+
+    def metric(self, *, keep_outputs: bool = False) -> AccuracyMetric:
+        return AccuracyMetric(keep_outputs=keep_outputs)
+
+    def checkpoint_extras(self, metric: AccuracyMetric) -> dict[str, Any]:
+        """Temperature scaling fitted on this epoch's validation logits (nothing without them)."""
+        from recog.metrics.temperature import fit_temperature
+
+        if not metric.outputs:
+            return {}
+        logits, targets = np.concatenate(metric.outputs), np.concatenate(metric.targets)
+        return {"calibration": {"method": "temperature", "temperature": round(fit_temperature(logits, targets), 4),
+                                "fitted_on": f"val ({len(targets)} images)"}}
+
+    # ------------------------------------------------------------------ inference
+    def postprocess(self, raw: np.ndarray, manifest: "BundleManifest", *, sources: Sequence[str | None],
+                    top_k: int = 5, **options: Any) -> list[Classification]:
+        probs = probabilities(raw, manifest.temperature)
+        return [Classification(top=t, source=s) for t, s in zip(top_k_labels(probs, manifest.labels, top_k), sources)]
+
+    # ------------------------------------------------------------------ export
+    def parity(self, reference: np.ndarray, candidate: np.ndarray, y: np.ndarray | None) -> dict[str, Any]:
+        """``images``, ``top1_agreement`` (fraction), ``max_abs_logit_diff``, ``logit_scale`` (largest
+        absolute reference logit) and, with labels, ``accuracy_reference``, ``accuracy`` and
+        ``accuracy_drop_points`` (percentage points; positive = worse)."""
+        ref_top = reference.argmax(axis=1)
+        cand_top = candidate.argmax(axis=1)
+        out = {
+            "images": int(len(reference)),
+            "top1_agreement": round(float((ref_top == cand_top).mean()), 6) if len(reference) else 1.0,
+            "max_abs_logit_diff": float(np.abs(reference - candidate).max()) if reference.size else 0.0,
+            "logit_scale": float(np.abs(reference).max()) if reference.size else 0.0,
+        }
+        if y is not None:
+            acc_ref = float((ref_top == y).mean())
+            acc = float((cand_top == y).mean())
+            out.update(accuracy_reference=round(acc_ref, 6), accuracy=round(acc, 6),
+                       accuracy_drop_points=round(100.0 * (acc_ref - acc), 4))
+        return out
+
+    def judge(self, parity: dict[str, Any], *, max_drop: float, atol_rel: float | None) -> str | None:
+        """Refuse an accuracy drop above ``max_drop`` points (or, unlabelled, that share of top-1
+        disagreement: it bounds the accuracy loss from above), and logits off by more than
+        ``atol_rel x max(1, largest |logit|)`` when ``atol_rel`` is given."""
+        if "accuracy_drop_points" in parity:
+            if parity["accuracy_drop_points"] > max_drop:
+                return (f"accuracy drops {parity['accuracy_drop_points']:.2f} points "
+                        f"({100 * parity['accuracy_reference']:.2f}% → {100 * parity['accuracy']:.2f}%) on "
+                        f"{parity['images']} images, more than --max-drop {max_drop:g}")
+        else:
+            disagree = 100.0 * (1.0 - parity["top1_agreement"])
+            if disagree > max_drop:
+                return (f"top-1 agrees with the original on only {100 * parity['top1_agreement']:.2f}% of "
+                        f"{parity['images']} unlabelled images (more than --max-drop {max_drop:g} points differ)")
+        if atol_rel is not None:
+            tol = atol_rel * max(1.0, parity["logit_scale"])
+            if parity["max_abs_logit_diff"] > tol:
+                return f"largest logit difference {parity['max_abs_logit_diff']:.3g} is above the tolerance {tol:.3g}"
+        return None
+
+
+def _is_transformers(model: Any) -> bool:
+    return hasattr(model, "config") and hasattr(model, "save_pretrained")
