@@ -20,7 +20,7 @@ def fr(tmp_path, analyzer):
 
 def test_store_pragmas_and_schema(tmp_path):
     with FaceStore(tmp_path / "s.db") as store:
-        conn = store._conn
+        conn = store.db.conn
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1

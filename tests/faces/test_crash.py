@@ -61,7 +61,7 @@ def test_killed_enrollment_leaves_a_sound_store(tmp_path, face_photos, analyzer)
         assert store.integrity_check() == "ok"
         stored = store.collection("office").faces
         assert 2 <= stored < 24  # killed mid-way
-        assert store._conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert store.db.conn.execute("PRAGMA foreign_key_check").fetchall() == []
         snap = store.snapshot("office")
         assert len(snap.vectors) == stored and len(snap.person_names) == stored
     with FaceRecognizer(db, analyzer=analyzer) as fr:  # the rerun picks up where it stopped

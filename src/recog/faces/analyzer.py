@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from recog.errors import ConfigError, InvalidInputError, NoFaceError
-from recog.faces.models import DEFAULT_THRESHOLD, EMBEDDING_DIM, load_model
+from recog.faces.dlib_models import DEFAULT_THRESHOLD, EMBEDDING_DIM, check_threshold, load_model
 from recog.faces.types import Face, FaceDetections, Verification
 from recog.io import DEFAULT_MAX_PIXELS, load_image
 
@@ -61,6 +61,25 @@ class DetectOptions:
             raise ConfigError(f"min_face_size must be >= 0 pixels, got {self.min_face_size}.")
         if self.max_faces is not None and self.max_faces < 1:
             raise ConfigError(f"max_faces must be at least 1 (or None for all), got {self.max_faces}.")
+
+
+@dataclass(frozen=True, eq=False)
+class FoundFaces:
+    """One decoded image and the faces found in it, ready to embed or align without decoding again.
+
+    Attributes:
+        pixels: ``HxWx3`` uint8 RGB.
+        detections: the faces, largest first.
+        shapes: dlib's landmark shapes of the faces, same order (what alignment uses).
+    """
+
+    pixels: np.ndarray
+    detections: FaceDetections
+    shapes: Sequence[Any]
+
+    @property
+    def faces(self) -> tuple[Face, ...]:
+        return self.detections.faces
 
 
 def to_rgb_array(image: Any, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, str | None]:
@@ -139,22 +158,33 @@ class FaceAnalyzer:
                     faces.append(Face(box, score, tuple((float(p.x), float(p.y)) for p in shape.parts())))
         return faces, shapes
 
-    def detect(self, image: Any, **overrides: Any) -> FaceDetections:
-        """Faces in one image, largest first.
+    def find(self, image: Any, **overrides: Any) -> FoundFaces:
+        """Decode ``image`` once and detect its faces (largest first), keeping what embedding needs.
 
         Args:
             image: path, bytes, file object, PIL image or ``HxWx3`` uint8 RGB array.
             **overrides: any :class:`DetectOptions` field for this call.
 
         Example:
-            >>> FaceAnalyzer().detect("group.jpg", max_faces=5).to_dict()["count"]   # doctest: +SKIP
-            5
+            >>> found = FaceAnalyzer().find("id-photo.jpg")                    # doctest: +SKIP
+            >>> len(found.faces), FaceAnalyzer().embed_found(found).shape       # doctest: +SKIP
+            (1, (1, 128))
         """
         opts = self._options(overrides)
         arr, name = to_rgb_array(image, max_pixels=self.max_pixels)
-        faces, _ = self._detect(arr, opts)
-        return FaceDetections(tuple(faces), width=arr.shape[1], height=arr.shape[0], detector=opts.detector,
+        faces, shapes = self._detect(arr, opts)
+        dets = FaceDetections(tuple(faces), width=arr.shape[1], height=arr.shape[0], detector=opts.detector,
                               source=name)
+        return FoundFaces(arr, dets, shapes)
+
+    def detect(self, image: Any, **overrides: Any) -> FaceDetections:
+        """Faces in one image, largest first (arguments as :meth:`find`).
+
+        Example:
+            >>> FaceAnalyzer().detect("group.jpg", max_faces=5).to_dict()["count"]   # doctest: +SKIP
+            5
+        """
+        return self.find(image, **overrides).detections
 
     # -- alignment and embedding ---------------------------------------------------------------
 
@@ -190,21 +220,23 @@ class FaceAnalyzer:
         arr, _ = to_rgb_array(image, max_pixels=self.max_pixels)
         return self._embed_shapes(arr, self._shapes_for(faces))
 
+    def embed_found(self, found: FoundFaces) -> np.ndarray:
+        """Embeddings ``(len(found.faces), 128)`` float32 of faces from :meth:`find`, without decoding again."""
+        return self._embed_shapes(found.pixels, found.shapes)
+
     def analyze(self, image: Any, **overrides: Any) -> tuple[FaceDetections, np.ndarray]:
         """Detect and embed in one pass: detections (largest first) and ``(n, 128)`` embeddings."""
-        opts = self._options(overrides)
-        arr, name = to_rgb_array(image, max_pixels=self.max_pixels)
-        faces, shapes = self._detect(arr, opts)
-        vectors = self._embed_shapes(arr, shapes)
-        dets = FaceDetections(tuple(faces), width=arr.shape[1], height=arr.shape[0], detector=opts.detector,
-                              source=name)
-        return dets, vectors
+        found = self.find(image, **overrides)
+        return found.detections, self.embed_found(found)
 
     def align(self, image: Any, face: Face, *, size: int = 150, padding: float = 0.25) -> np.ndarray:
-        """The aligned face chip the embedder sees: ``(size, size, 3)`` uint8 RGB."""
+        """The aligned face chip the embedder sees: ``(size, size, 3)`` uint8 RGB.
+
+        ``image`` may also be a :class:`FoundFaces` (its pixels are used, nothing is decoded).
+        """
         import dlib
 
-        arr, _ = to_rgb_array(image, max_pixels=self.max_pixels)
+        arr = image.pixels if isinstance(image, FoundFaces) else to_rgb_array(image, max_pixels=self.max_pixels)[0]
         return np.asarray(dlib.get_face_chip(arr, self._shapes_for([face])[0], size=size, padding=padding))
 
     # -- verification --------------------------------------------------------------------------
@@ -238,14 +270,6 @@ class FaceAnalyzer:
         d = float(np.linalg.norm(v1.astype(np.float64) - v2.astype(np.float64)))
         return Verification(same=d <= threshold, distance=d, threshold=threshold, faces=(f1, f2),
                             faces_found=(n1, n2))
-
-
-def check_threshold(threshold: float) -> float:
-    """Validate a euclidean distance threshold (dlib's embeddings have norms of about 1.2-1.6)."""
-    if not (0.0 < float(threshold) <= 4.0):
-        raise ConfigError(f"threshold must be a euclidean distance in (0, 4], got {threshold}.",
-                          hint=f"dlib's operating point is {DEFAULT_THRESHOLD}; lower is stricter")
-    return float(threshold)
 
 
 def draw_faces(image: Any, faces: Sequence[Face], labels: Sequence[str] | None = None, *,

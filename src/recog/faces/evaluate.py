@@ -30,7 +30,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from recog.errors import DatasetError, ImageError, NoFaceError
-from recog.faces.models import DEFAULT_THRESHOLD
+from recog.faces.dlib_models import DEFAULT_THRESHOLD
+from recog.metrics.groups import largest_gap
 
 #: Distance given to pairs that could not be compared (real distances are well below this).
 FAILED_DISTANCE = 10.0
@@ -124,13 +125,9 @@ def evaluate_distances(distances: Sequence[float], same: Sequence[bool], *, grou
             per_group[name] = {**rates(d[m], s[m], threshold), "auc": _roc(d[m], s[m])["auc"]}
         for metric in ("accuracy", "fmr", "fnmr"):
             vals = {k: v[metric] for k, v in per_group.items() if v[metric] is not None}
-            if len(vals) < 2:
-                continue
-            worst_is_max = metric != "accuracy"
-            hi, lo = max(vals, key=vals.get), min(vals, key=vals.get)  # type: ignore[arg-type]
-            worst, best = (hi, lo) if worst_is_max else (lo, hi)
-            gaps[metric] = {"gap": vals[hi] - vals[lo], "worst_group": worst, "best_group": best,
-                            "worst": vals[worst], "best": vals[best]}
+            gap = largest_gap(vals, higher_is_better=metric == "accuracy") if len(vals) >= 2 else None
+            if gap is not None:
+                gaps[metric] = {k: gap[k] for k in ("gap", "worst_group", "best_group", "worst", "best")}
         if gaps:
             key = max(gaps, key=lambda k: gaps[k]["gap"])
             largest = {"metric": key, **gaps[key]}

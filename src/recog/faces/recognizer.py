@@ -29,10 +29,12 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from recog.errors import ConfigError, DatasetError, ImageError, MultipleFacesError, NoFaceError
-from recog.faces.analyzer import FaceAnalyzer, check_threshold, to_rgb_array
+from recog.errors import (ConfigError, DatasetError, ImageError, InvalidInputError, MultipleFacesError, NoFaceError,
+                          NotFoundError)
+from recog.faces import transfer
+from recog.faces.analyzer import FaceAnalyzer, FoundFaces
+from recog.faces.dlib_models import DEFAULT_THRESHOLD, check_threshold
 from recog.faces.index import IndexCache, search
-from recog.faces.models import DEFAULT_THRESHOLD
 from recog.faces.store import FaceStore
 from recog.faces.types import (CollectionInfo, EnrolledFace, EnrollReport, FaceIdentity, Identification,
                                PersonInfo, SkippedImage, Verification)
@@ -74,6 +76,27 @@ def folder_images(root: str | os.PathLike) -> list[tuple[str, Path]]:
     return items
 
 
+def enrollment_items(path: str | os.PathLike, person: str | None = None) -> list[tuple[str, Path]]:
+    """``(person, image path)`` pairs to enroll from ``path``.
+
+    A folder without ``person`` is ``root/<person>/<images>`` (:func:`folder_images`);
+    a folder with ``person`` holds that person's images; a file is one image of ``person``.
+
+    Raises:
+        InvalidInputError: a single image without ``person``.
+        DatasetError: the folder has no images where expected.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        if person is None:
+            raise InvalidInputError(f"{path}: enrolling one image needs the person's name.",
+                                    hint="pass --person NAME (a folder uses its sub-folder names)")
+        return [(person, path)]
+    if person is None:
+        return folder_images(path)
+    return [(person, p) for p in sorted(path.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+
+
 class FaceRecognizer:
     """Detection, verification, enrollment and identification over one face store.
 
@@ -108,13 +131,12 @@ class FaceRecognizer:
 
     # -- enrollment ------------------------------------------------------------------------------
 
-    def _crop_jpeg(self, arr: np.ndarray, face: Any) -> bytes:
-        import dlib
+    def _crop_jpeg(self, found: FoundFaces) -> bytes:
         from PIL import Image
 
-        chip = dlib.get_face_chip(arr, self.analyzer._shapes_for([face])[0], size=150, padding=0.25)
         buf = io.BytesIO()
-        Image.fromarray(np.asarray(chip)).save(buf, format="JPEG", quality=90)
+        Image.fromarray(self.analyzer.align(found, found.faces[0], size=150, padding=0.25)).save(
+            buf, format="JPEG", quality=90)
         return buf.getvalue()
 
     def enroll(self, image: Any, *, person: str, collection: str, create: bool = True,
@@ -135,9 +157,9 @@ class FaceRecognizer:
         sha = _sha256(image)
         if sha is not None and self.store.has_image(collection, person, sha):
             return None  # already enrolled (a rerun after an interruption): no need to decode or embed
-        arr, name = to_rgb_array(image, max_pixels=self.analyzer.max_pixels)
-        source = source or name
-        faces, shapes = self.analyzer._detect(arr, self.analyzer.options)
+        found = self.analyzer.find(image)
+        source = source or found.detections.source
+        faces = found.faces
         where = f"{source}: " if source else ""
         if not faces:
             raise NoFaceError(f"{where}expected exactly one face to enroll {person!r}, found none.",
@@ -145,9 +167,9 @@ class FaceRecognizer:
         if len(faces) > 1:
             raise MultipleFacesError(f"{where}expected exactly one face to enroll {person!r}, found {len(faces)}.",
                                      hint="crop the photo to the person, or use one where they are alone")
-        vec = self.analyzer._embed_shapes(arr, shapes)
+        vec = self.analyzer.embed_found(found)
         info = self.store.collection(collection)
-        crop = [self._crop_jpeg(arr, faces[0])] if info.store_images else None
+        crop = [self._crop_jpeg(found)] if info.store_images else None
         ids = self.store.add_faces(collection, person, vec, sources=[source], image_sha256=[sha],
                                    boxes=[faces[0].box], images=crop)
         return None if ids[0] is None else EnrolledFace(person, ids[0], source, faces[0].box)
@@ -217,6 +239,22 @@ class FaceRecognizer:
                           store_images: bool = False) -> CollectionInfo:
         return self.store.create_collection(name, threshold=threshold, store_images=store_images)
 
+    def ensure_collection(self, name: str, *, threshold: float | None = None,
+                          store_images: bool = False) -> tuple[CollectionInfo, bool]:
+        """The collection ``name``, created with these settings if it does not exist; and whether it was created.
+
+        The settings apply only to a new collection (an existing one keeps its threshold:
+        change it with :meth:`update_collection`).
+        """
+        try:
+            return self.store.collection(name), False
+        except NotFoundError:
+            return self.create_collection(name, threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+                                          store_images=store_images), True
+
+    def update_collection(self, name: str, *, threshold: float | None = None) -> CollectionInfo:
+        return self.store.update_collection(name, threshold=threshold)
+
     def collections(self) -> list[CollectionInfo]:
         return self.store.collections()
 
@@ -242,8 +280,10 @@ class FaceRecognizer:
         return person
 
     def export_collection(self, name: str) -> dict[str, Any]:
-        return self.store.export_collection(name)
+        """A JSON-ready document of the collection (see :mod:`recog.faces.transfer`)."""
+        return transfer.export_collection(self.store, name)
 
     def import_collection(self, doc: dict[str, Any], *, name: str | None = None) -> CollectionInfo:
-        return self.store.import_collection(doc, name=name)
+        """Create a collection from an export document (under ``name`` if given)."""
+        return transfer.import_collection(self.store, doc, name=name)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from recog.serve.auth import KeyStore
 from recog.serve.metrics import EdgeMiddleware, ServeMetrics
-from recog.serve.models import ModelPool
+from recog.serve.pool import ModelPool
 from recog.serve.settings import Settings
 
 log = logging.getLogger("recog.serve")

@@ -179,7 +179,7 @@ async def create_collection(fs: FacesState = Depends(faces_state),
     unknown = set(body) - {"name", "threshold", "store_images"}
     if unknown or "name" not in body:
         raise BadRequestError(f"expected JSON keys name and optionally threshold, store_images; got {sorted(body)}.")
-    from recog.faces.models import DEFAULT_THRESHOLD
+    from recog.faces.dlib_models import DEFAULT_THRESHOLD
 
     threshold = body.get("threshold", DEFAULT_THRESHOLD)
     if not isinstance(threshold, (int, float)) or isinstance(threshold, bool):

