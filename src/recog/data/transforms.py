@@ -33,7 +33,7 @@ def resize_to_input(img: Image.Image, prep: Preprocessing) -> np.ndarray:
         # centred exactly (sub-pixel), so a reduced JPEG decode crops the same scene as a full one
         scale = max(max(h, w) / prep.crop_pct / min(img.size), w / img.width, h / img.height)
         cw, ch = w / scale, h / scale
-        left, top = (img.width - cw) / 2, (img.height - ch) / 2
+        left, top = max(0.0, (img.width - cw) / 2), max(0.0, (img.height - ch) / 2)  # rounding may go below 0
         out = img.resize((w, h), Image.BILINEAR, box=(left, top, left + cw, top + ch), reducing_gap=3.0)
     else:  # letterbox
         scale = min(w / img.width, h / img.height)

