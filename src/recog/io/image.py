@@ -6,6 +6,17 @@ cap (so decompression bombs are refused before any pixel is decoded); the
 decode completes (truncated files are refused, never half-loaded); the first
 frame of an animation is used; EXIF orientation is applied; every mode (L, LA,
 P, RGBA, CMYK, I;16, I, F) is converted to 8-bit RGB.
+
+The work of a decode is bounded before it starts, not only its output size:
+
+- only the first frame is ever read: the frame count is never asked for,
+  because counting walks every IFD of a TIFF (a 9 MB file can hold 90,000
+  pages) or every frame of a GIF;
+- a JPEG with more than :data:`MAX_JPEG_SCANS` scans is refused: each scan of
+  a progressive JPEG makes the decoder pass over the whole coefficient buffer,
+  so a 20 KB file of 2,000 empty scans over 7000x7000 pixels costs tens of
+  seconds. The scans are counted by walking the marker segments (cheap, no
+  decoding).
 """
 
 from __future__ import annotations
@@ -24,6 +35,16 @@ ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, IO[bytes], I
 
 #: Default cap on decoded pixels (width x height): 50 megapixels.
 DEFAULT_MAX_PIXELS = 50_000_000
+
+#: Most scans accepted in one JPEG. Baseline JPEGs have 1 (or one per
+#: component, at most 4); libjpeg's standard progressive script writes 10 for
+#: colour and 6 for grey, and optimising encoders (mozjpeg, jpegtran) stay
+#: well under 64. 100 keeps every real encoder's output while bounding the
+#: decode of a 50-megapixel image to about a second. Pillow drives libjpeg
+#: with no scan limit at all, and the limits libjpeg-turbo offers as options
+#: (500 in the TurboJPEG API, around 1000 elsewhere) still allow tens of
+#: seconds of work on such an image.
+MAX_JPEG_SCANS = 100
 
 #: Formats accepted, by the name :func:`sniff_format` returns.
 ALLOWED_FORMATS = ("jpeg", "png", "gif", "bmp", "webp", "tiff")
@@ -70,6 +91,75 @@ def _describe(head: bytes) -> str:
     if all(32 <= b < 127 or b in (9, 10, 13) for b in head[:64]):
         return "plain text"
     return f"unknown bytes starting {head[:8].hex(' ')}"
+
+
+# Markers without a length field: TEM, RST0-7, SOI.
+_STANDALONE = frozenset((0x01, *range(0xD0, 0xD9)))
+
+
+def count_jpeg_scans(data: bytes, limit: int = MAX_JPEG_SCANS) -> int:
+    """Start-of-scan (SOS) segments in the first image of a JPEG, counted up to ``limit + 1``.
+
+    Walks the marker segments by their lengths (so bytes inside APP segments,
+    such as an EXIF thumbnail, are never mistaken for markers) and skips each
+    scan's entropy-coded data with one vectorised search (a 6 MB photo takes a
+    few milliseconds). Stops at the first EOI (an MPO's later images are never
+    decoded), at ``limit + 1`` scans, or where the structure is broken (the
+    decoder then reports the damage).
+
+    Example:
+        >>> count_jpeg_scans(open("photo.jpg", "rb").read())      # doctest: +SKIP
+        1
+    """
+    n, pos, size = 0, 2, len(data)
+    candidates = None
+    while pos + 1 < size and n <= limit:
+        if data[pos] != 0xFF:
+            break
+        marker = data[pos + 1]
+        if marker == 0xFF:                      # fill byte before a marker
+            pos += 1
+            continue
+        if marker == 0xD9:                      # EOI
+            break
+        if marker in _STANDALONE:
+            pos += 2
+            continue
+        if pos + 4 > size:
+            break
+        pos += 2 + ((data[pos + 2] << 8) | data[pos + 3])
+        if marker == 0xDA:                      # SOS: skip its entropy-coded data
+            n += 1
+            if candidates is None:
+                candidates = _marker_positions(data)
+            i = int(np.searchsorted(candidates, pos))
+            if i == len(candidates):
+                break
+            pos = int(candidates[i])
+    return n
+
+
+def _marker_positions(data: bytes) -> np.ndarray:
+    """Sorted offsets of every 0xFF that starts a marker as entropy-coded data reads it.
+
+    Inside a scan 0xFF is followed by a stuffed 0x00, a restart marker
+    (RST0-7) or a fill byte 0xFF; anything else begins the next segment.
+    """
+    arr = np.frombuffer(data, dtype=np.uint8)
+    ff = np.flatnonzero(arr[:-1] == 0xFF)
+    nxt = arr[ff + 1]
+    real = (nxt != 0x00) & (nxt != 0xFF) & ((nxt < 0xD0) | (nxt > 0xD7))
+    return ff[real]
+
+
+def _check_jpeg_scans(data: bytes, name: str) -> None:
+    scans = count_jpeg_scans(data, MAX_JPEG_SCANS)
+    if scans > MAX_JPEG_SCANS:
+        raise CorruptImageError(
+            f"{name}: the JPEG has more than {MAX_JPEG_SCANS} scans (more than any encoder writes; a "
+            "progressive JPEG normally has about 10); each scan re-walks the whole image, so it was refused "
+            "before decoding.",
+            hint="re-encode the image (a baseline or standard progressive JPEG, or PNG)")
 
 
 def _read_bytes(source: ImageSource, max_bytes: int | None) -> tuple[bytes, str]:
@@ -166,11 +256,13 @@ def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS, max
         raise UnsupportedFormatError(
             f"{name}: expected an image in one of {', '.join(ALLOWED_FORMATS)}, got {_describe(data[:256])}.",
             hint="convert the file to JPEG or PNG")
+    if fmt == "jpeg":
+        _check_jpeg_scans(data, name)
     try:
+        # Image.open leaves the first frame current; the frame count is never asked for
+        # (n_frames walks every page of a TIFF / every frame of a GIF: unbounded work).
         img = Image.open(io.BytesIO(data))
         _check_pixels(img.size, max_pixels, name)
-        if getattr(img, "n_frames", 1) > 1:
-            img.seek(0)
         if reduce_to is not None and fmt == "jpeg":
             img.draft("RGB", reduce_to)
         img.load()
