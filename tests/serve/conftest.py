@@ -25,6 +25,19 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def faces_db(tmp_path_factory):
+    """The service opens its face store at startup: point every app and server process at a scratch one."""
+    path = tmp_path_factory.mktemp("faces") / "faces.db"
+    before = os.environ.get("RECOG_FACES_DB")
+    os.environ["RECOG_FACES_DB"] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop("RECOG_FACES_DB", None)
+    else:
+        os.environ["RECOG_FACES_DB"] = before
+
+
 @asynccontextmanager
 async def serving(settings):
     """The app for ``settings`` with its lifespan running, and an ASGI-transport client."""

@@ -5,7 +5,10 @@ Example:
     >>> run_server({"pets": "runs/pets/best"})          # doctest: +SKIP  (http://127.0.0.1:8000)
 
 Pieces: :mod:`~recog.serve.settings` (configuration), :mod:`~recog.serve.app`
-(``create_app``), :mod:`~recog.serve.routes`, :mod:`~recog.serve.batching`,
+(``create_app``, the lifespan), :mod:`~recog.serve.deps` (state, API keys,
+deadline, admission), :mod:`~recog.serve.routers` (one per domain: models,
+faces, ops, web), :mod:`~recog.serve.pool` (loaded models, hot reload),
+:mod:`~recog.serve.batching`, :mod:`~recog.serve.inputs` (request bodies),
 :mod:`~recog.serve.auth`, :mod:`~recog.serve.metrics`, :mod:`~recog.serve.problems`
 (errors → problem+json), :mod:`~recog.serve.server` (uvicorn, graceful drain).
 """

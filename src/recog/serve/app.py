@@ -5,21 +5,25 @@ Example:
     >>> app = create_app(load_settings(models={"pets": "runs/pets/best"}))   # doctest: +SKIP
     >>> # uvicorn.run(app)  -- or recog.serve.run_server({"pets": "runs/pets/best"})
 
-Models load (and warm) in the lifespan, so building the app is instant and a
-test can inspect an app that is not ready yet. The app holds a
-:class:`ServiceState`; routes reach it through ``request.app.state.recog``.
+Models load (and warm) and the face store opens in the lifespan, so building
+the app is instant and a test can inspect an app that is not ready yet. The app
+holds a :class:`ServiceState`; routes reach it through
+:func:`recog.serve.deps.state_of`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from recog.serve.auth import KeyStore
 from recog.serve.metrics import EdgeMiddleware, ServeMetrics
 from recog.serve.pool import ModelPool
+from recog.serve.routers import faces, models, ops, web
+from recog.serve.routers.faces import FacesService
 from recog.serve.settings import Settings
 
 log = logging.getLogger("recog.serve")
@@ -27,20 +31,20 @@ log = logging.getLogger("recog.serve")
 
 @dataclass(eq=False)
 class ServiceState:
-    """Everything the routes share: settings, models, keys, metrics, readiness."""
+    """Everything the routes share: settings, models, face recognition, keys, metrics, readiness."""
 
     settings: Settings
     metrics: ServeMetrics
     pool: ModelPool
     keys: KeyStore | None
     executor: ThreadPoolExecutor | None = None
+    faces: FacesService | None = None
     ready: bool = False
     draining: bool = False
-    extra: dict = field(default_factory=dict)  # room for other routers' state (faces collections, ...)
 
 
 def create_app(settings: Settings):
-    """Build the service for ``settings``; models load when the app's lifespan starts.
+    """Build the service for ``settings``; models load and the face store opens when the app's lifespan starts.
 
     Raises:
         ConfigError: bad API key file (checked now, not at the first request).
@@ -49,7 +53,6 @@ def create_app(settings: Settings):
     from fastapi.staticfiles import StaticFiles
 
     from recog import __version__
-    from recog.serve import routes
     from recog.serve.problems import install_handlers
 
     metrics = ServeMetrics()
@@ -61,6 +64,7 @@ def create_app(settings: Settings):
         state.executor = ThreadPoolExecutor(max_workers=settings.preprocess_workers,
                                             thread_name_prefix="recog-preprocess")
         try:
+            state.faces = await asyncio.to_thread(faces.open_faces, settings, state.executor)
             await state.pool.load_all()
             state.ready = True
             log.info("ready: %d model(s) %s", len(state.pool.models), ", ".join(state.pool.models))
@@ -70,23 +74,20 @@ def create_app(settings: Settings):
             state.draining = True
             await state.pool.close()
             state.executor.shutdown(wait=True, cancel_futures=True)
+            if state.faces is not None:
+                state.faces.close()
 
     app = FastAPI(title="recog", version=__version__, lifespan=lifespan,
-                  description="Image recognition service: classify images with the models loaded here. "
+                  description="Image recognition service: classify images with the models loaded here, and "
+                              "detect, verify and identify faces. "
                               "Errors are application/problem+json with a stable `code`.",
                   docs_url="/docs" if settings.docs else None, redoc_url=None,
                   openapi_url="/openapi.json" if settings.docs else None)
     app.state.recog = state
     install_handlers(app)
-
-    from fastapi import Depends
-
-    auth = [Depends(routes.require_key)]
-    app.include_router(routes.api)
-    app.include_router(routes.ops)
-    app.include_router(routes.web)
-    app.mount("/static", StaticFiles(directory=str(routes.static_dir())), name="static")
-    _include_domain_routers(app, auth)
+    for router in (models.router, faces.router, ops.router, web.router):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=str(web.static_dir())), name="static")
 
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -95,13 +96,3 @@ def create_app(settings: Settings):
                            allow_headers=["Authorization", "X-API-Key", "Content-Type"], allow_credentials=False)
     app.add_middleware(EdgeMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     return app
-
-
-def _include_domain_routers(app, auth) -> None:
-    """Routers other domains contribute (one line each), behind the same API keys."""
-    import importlib.util
-
-    if importlib.util.find_spec("recog.serve.faces") is not None:
-        from recog.serve import faces
-
-        app.include_router(faces.router, dependencies=auth)

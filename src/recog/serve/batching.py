@@ -6,7 +6,7 @@ event loop stays responsive while a batch computes.
 
 Flow of one request::
 
-    ticket = batcher.admit(k)        # k images; OverloadedError (429) at once when full
+    ticket = batcher.admit(k)        # k images; OverloadedError (429) at once when full (deps.Admission)
     x = <preprocess off the loop>    # the ticket tells the batcher k items are on the way
     rows = await batcher.run(ticket, [x1, ..., xk], deadline=t)   # DeadlineExceededError (504)
     ticket.release()                 # frees the k slots (also on error, via ``with ticket``)
@@ -30,7 +30,8 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
-from recog.errors import DeadlineExceededError, NotReadyError, OverloadedError, RecogError
+from recog.errors import DeadlineExceededError, NotReadyError, RecogError
+from recog.serve.deps import Admission
 
 log = logging.getLogger("recog.serve")
 
@@ -112,7 +113,8 @@ class DynamicBatcher:
         self._queue: asyncio.Queue[_Item] | None = None
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._admitted = 0      # slots held by live tickets
+        self.admission = Admission(f"model {name}", self.max_queue, retry_after=self._retry_after,
+                                   on_reject=lambda: self.observer.rejected("queue_full"))
         self._preparing = 0     # admitted items not yet submitted (still decoding)
         self._closing = False
         self._idle: asyncio.Event | None = None
@@ -131,11 +133,11 @@ class DynamicBatcher:
     async def close(self, *, timeout: float | None = None) -> None:
         """Refuse new requests, let admitted ones finish (up to ``timeout`` s), stop the worker."""
         self._closing = True
-        if self._idle is not None and self._admitted:
+        if self._idle is not None and self.admission.admitted:
             try:
                 await asyncio.wait_for(self._idle.wait(), timeout)
             except asyncio.TimeoutError:
-                log.warning("model %s: %d request slots still busy at shutdown", self.name, self._admitted)
+                log.warning("model %s: %d request slots still busy at shutdown", self.name, self.admission.admitted)
         if self._task is not None:
             self._task.cancel()
             try:
@@ -148,7 +150,11 @@ class DynamicBatcher:
     @property
     def depth(self) -> int:
         """Items admitted and not yet answered (preprocessing, queued or running)."""
-        return self._admitted
+        return self.admission.admitted
+
+    def _retry_after(self, admitted: int) -> float:
+        """Seconds until the queue has room: the batches ahead times one batch's running mean time."""
+        return (admitted / self.max_batch_size + 1) * self._batch_seconds
 
     # ------------------------------------------------------------------ requests
 
@@ -162,25 +168,19 @@ class DynamicBatcher:
         if self._closing or self._queue is None:
             raise NotReadyError(f"model {self.name} is not accepting requests (starting, reloading or "
                                 "shutting down).", hint="retry in a moment")
-        if self._admitted + n > self.max_queue:
-            self.observer.rejected("queue_full")
-            batches_ahead = self._admitted / self.max_batch_size + 1
-            raise OverloadedError(
-                f"model {self.name} is at capacity: {self._admitted} images queued (limit {self.max_queue}).",
-                retry_after=batches_ahead * self._batch_seconds, hint="retry after the Retry-After delay")
-        self._admitted += n
+        self.admission.admit(n)
         self._preparing += n
         if self._idle is not None:
             self._idle.clear()
-        self.observer.depth(self._admitted)
+        self.observer.depth(self.admission.admitted)
         return Ticket(self, n, n)
 
     def _release(self, ticket: Ticket) -> None:
-        self._admitted -= ticket.slots
+        self.admission.release(ticket.slots)
         self._preparing -= ticket.preparing
         ticket.preparing = 0
-        self.observer.depth(self._admitted)
-        if self._admitted == 0 and self._idle is not None:
+        self.observer.depth(self.admission.admitted)
+        if self.admission.admitted == 0 and self._idle is not None:
             self._idle.set()
 
     async def run(self, ticket: Ticket, xs: Sequence[np.ndarray], *, deadline: float | None = None) -> list[np.ndarray]:

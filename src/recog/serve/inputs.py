@@ -28,6 +28,23 @@ _TEXT_FIELDS = {"top_k"}
 _URL_PREFIXES = ("http://", "https://", "ftp://", "file://", "s3://", "gs://")
 
 
+#: OpenAPI request body of the routes that take images (the three forms above).
+IMAGES_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {"schema": {"type": "object", "properties": {
+            "image": {"type": "array", "items": {"type": "string", "format": "binary"},
+                      "description": "one or more image files"},
+            "top_k": {"type": "integer"}}}},
+        "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+        "application/json": {"schema": {"type": "object", "properties": {
+            "image": {"type": "string", "description": "base64 image bytes"},
+            "images": {"type": "array", "items": {"type": "string"}},
+            "top_k": {"type": "integer"}}}},
+    },
+}
+
+
 @dataclass(frozen=True)
 class Upload:
     """One image's bytes and the name the client gave it (file name), if any."""

@@ -1,4 +1,4 @@
-"""Served models: load, warm, look up by name, and hot-swap on reload.
+"""The pool of served models: load, warm, look up by name, and hot-swap on reload.
 
 Each :class:`ServedModel` owns a predictor and its :class:`DynamicBatcher`. A
 request takes the current ``ServedModel`` and admits its images to that model's
@@ -10,10 +10,7 @@ admitted finish on the old one, whose batcher is closed once they are done.
 from __future__ import annotations
 
 import asyncio
-import difflib
-import hashlib
 import io
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -21,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from recog.errors import NotFoundError
+from recog.errors import NotFoundError, did_you_mean
 from recog.serve.batching import DynamicBatcher
 from recog.serve.metrics import ServeMetrics
 from recog.serve.settings import ModelSpec, Settings
@@ -55,12 +52,6 @@ class ServedModel:
                 "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.loaded_at)),
                 "batching": {"max_batch_size": self.batcher.max_batch_size,
                              "max_delay_ms": self.batcher.max_delay * 1000, "max_queue": self.batcher.max_queue}}
-
-
-def bundle_version(manifest) -> str:
-    """Short content id of a bundle: sha256 over its recorded file hashes."""
-    blob = json.dumps(manifest.files, sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:12]
 
 
 def _warm_image(size: tuple[int, int]) -> bytes:
@@ -115,9 +106,7 @@ class ModelPool:
         try:
             return self.models[name]
         except KeyError:
-            close = difflib.get_close_matches(name, list(self.models), n=3)
-            hint = f"did you mean {', '.join(close)}?" if close else (
-                f"served models: {', '.join(self.models) or 'none'}")
+            hint = did_you_mean(name, self.models) or f"served models: {', '.join(self.models) or 'none'}"
             raise NotFoundError(f"no model named {name!r} is served here.", hint=hint) from None
 
     async def _build(self, spec: ModelSpec) -> ServedModel:
@@ -126,7 +115,7 @@ class ModelPool:
         batcher = DynamicBatcher(predictor.infer, max_batch_size=s.max_batch_size, max_delay_ms=s.max_delay_ms,
                                  max_queue=s.max_queue, name=spec.name, observer=self.metrics.observer(spec.name))
         await batcher.start()
-        return ServedModel(spec, predictor, batcher, bundle_version(predictor.manifest))
+        return ServedModel(spec, predictor, batcher, predictor.manifest.version)
 
     async def load_all(self) -> None:
         """Load and warm every configured model, in order (fails on the first bad bundle)."""

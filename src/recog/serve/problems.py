@@ -25,6 +25,12 @@ _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
                500: "internal_error", 503: "not_ready", 504: "deadline_exceeded"}
 
 
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` saying that these statuses answer problem+json with a stable ``code``."""
+    doc = {"model": None, "content": {PROBLEM_JSON: {}}, "description": "problem+json with a stable `code`"}
+    return {status: doc for status in statuses}
+
+
 def problem_body(status: int, code: str, detail: str, **extra: Any) -> dict[str, Any]:
     try:
         title = HTTPStatus(status).phrase

@@ -5,7 +5,8 @@ body cap is the app's edge middleware, images are read by
 :func:`recog.serve.inputs.read_images` (multipart, raw bytes or base64 JSON,
 never URLs) and decoded by :func:`recog.io.load_image` under the service's
 ``max_pixels``. Work runs on the app's executor, under the request deadline
-(504) and an admission cap of ``max_queue`` images (429).
+(504) and the service's admission policy: at most ``max_queue`` images in
+progress (429, see :class:`recog.serve.deps.Admission`).
 
 Routes (all under ``/v1``; query parameters shown after ``?``)::
 
@@ -23,87 +24,80 @@ Routes (all under ``/v1``; query parameters shown after ``?``)::
     POST   /collections:import              ?name (admin key)  JSON export          -> collection (201)
 
 The store is ``settings.faces_db`` (else ``$RECOG_FACES_DB``, else
-``~/.recog/faces.db``); it opens on the first faces request.
+``~/.recog/faces.db``); it opens in the app's lifespan (:func:`open_faces`), the
+dlib models at the first request that needs them.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from typing import Any, Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
-from recog.errors import BadRequestError, DeadlineExceededError, ImageError, OverloadedError
-from recog.serve.inputs import Upload, named_image_error, read_images
-from recog.serve.problems import PROBLEM_JSON
-from recog.serve.routes import _PREDICT_BODY, request_timeout, require_admin_key, state_of
+from recog.errors import BadRequestError, ImageError, NotReadyError
+from recog.faces.dlib_models import DEFAULT_THRESHOLD
+from recog.faces.types import EnrollReport, SkippedImage
+from recog.serve.deps import Admission, Deadline, request_deadline, require_admin_key, require_key, state_of
+from recog.serve.inputs import IMAGES_BODY, Upload, named_image_error, read_images
+from recog.serve.problems import problem_responses
+from recog.serve.settings import Settings
 
-_PROBLEM = {"model": None, "content": {PROBLEM_JSON: {}}, "description": "problem+json with a stable `code`"}
+if TYPE_CHECKING:
+    from recog.faces.recognizer import FaceRecognizer
 
-router = APIRouter(prefix="/v1", tags=["faces"],
-                   responses={400: _PROBLEM, 401: _PROBLEM, 404: _PROBLEM, 409: _PROBLEM, 413: _PROBLEM,
-                              415: _PROBLEM, 422: _PROBLEM, 429: _PROBLEM, 504: _PROBLEM})
+router = APIRouter(prefix="/v1", tags=["faces"], dependencies=[Depends(require_key)],
+                   responses=problem_responses(400, 401, 404, 409, 413, 415, 422, 429, 503, 504))
 
 CollectionName = Path(..., description="collection name")
 PersonName = Path(..., description="person name (URL-encoded)")
 
 
-class FacesState:
-    """The recognizer of one app and its admission counter."""
+@dataclass(eq=False)
+class FacesService:
+    """The face recognizer of one app, the executor its work runs on, and its admission queue."""
 
-    def __init__(self, settings: Any) -> None:
-        from recog.faces.analyzer import FaceAnalyzer
-        from recog.faces.recognizer import FaceRecognizer
+    settings: Settings
+    recognizer: "FaceRecognizer"
+    executor: Executor | None
+    admission: Admission
 
-        self.settings = settings
-        self.recognizer = FaceRecognizer(getattr(settings, "faces_db", None),
-                                         analyzer=FaceAnalyzer(max_pixels=settings.max_pixels))
-        self._admitted = 0
-        self._lock = threading.Lock()
+    async def run(self, deadline: Deadline, n_images: int, fn: Callable[[], Any]) -> Any:
+        """Run the blocking ``fn`` on the executor, ``n_images`` admitted, until the deadline."""
+        with self.admission.slots(n_images):
+            return await deadline.run(self.executor, fn, "in face analysis",
+                                      hint="send smaller images or lower upsample")
 
-    def admit(self, n: int) -> None:
-        with self._lock:
-            if self._admitted + n > self.settings.max_queue:
-                raise OverloadedError(f"the faces queue is full ({self._admitted} images in progress).",
-                                     retry_after=1.0, hint="retry after the Retry-After delay")
-            self._admitted += n
-
-    def release(self, n: int) -> None:
-        with self._lock:
-            self._admitted -= n
+    def close(self) -> None:
+        self.recognizer.close()
 
 
-_INIT_LOCK = threading.Lock()
+def open_faces(settings: Settings, executor: Executor | None) -> FacesService:
+    """Open the face store (blocking: SQLite); the dlib models load when first used.
+
+    Raises:
+        ConfigError: the store file cannot be opened.
+    """
+    from recog.faces.analyzer import FaceAnalyzer
+    from recog.faces.recognizer import FaceRecognizer
+
+    recognizer = FaceRecognizer(settings.faces_db, analyzer=FaceAnalyzer(max_pixels=settings.max_pixels))
+    return FacesService(settings, recognizer, executor, Admission("face recognition", settings.max_queue))
 
 
-def faces_state(request: Request) -> FacesState:
-    st = state_of(request)
-    fs = st.extra.get("faces")
+def faces_of(request: Request) -> FacesService:
+    """Dependency: the app's :class:`FacesService` (opened in the lifespan).
+
+    Raises:
+        NotReadyError: the lifespan has not opened it (yet).
+    """
+    fs = state_of(request).faces
     if fs is None:
-        with _INIT_LOCK:
-            fs = st.extra.get("faces")
-            if fs is None:
-                fs = st.extra["faces"] = FacesState(st.settings)
+        raise NotReadyError("face recognition is not open: the service is starting or stopping.",
+                            hint="retry in a moment")
     return fs
-
-
-async def _run(request: Request, fs: FacesState, n_images: int, fn: Callable[[], Any]) -> Any:
-    """Run ``fn`` on the app's executor under the deadline and the admission cap."""
-    st = state_of(request)
-    timeout = request_timeout(request, st.settings.request_timeout_s)
-    fs.admit(n_images)
-    try:
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(st.executor, fn)
-        try:
-            return await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
-            raise DeadlineExceededError(f"the faces request passed its {timeout:g} s deadline.",
-                                        hint="send smaller images or lower upsample") from None
-    finally:
-        fs.release(n_images)
 
 
 def _named(fn: Callable[[Upload], Any]) -> Callable[[Upload], Any]:
@@ -126,8 +120,9 @@ def _no_top_k(top_k: int | None, route: str) -> None:
 
 
 @router.post("/faces:detect", summary="Detect faces: boxes, 5 landmarks, scores",
-             openapi_extra={"requestBody": _PREDICT_BODY})
-async def detect(request: Request, fs: FacesState = Depends(faces_state),
+             openapi_extra={"requestBody": IMAGES_BODY})
+async def detect(request: Request, fs: FacesService = Depends(faces_of),
+                 deadline: Deadline = Depends(request_deadline),
                  detector: str = Query("hog", pattern="^(hog|cnn)$"),
                  upsample: int = Query(1, ge=0, le=4), min_size: int = Query(0, ge=0),
                  max_faces: int | None = Query(None, ge=1, le=1000)) -> dict[str, Any]:
@@ -136,14 +131,15 @@ async def detect(request: Request, fs: FacesState = Depends(faces_state),
     analyzer = fs.recognizer.analyzer
     one = _named(lambda up: analyzer.detect(up.data, detector=detector, upsample=upsample,
                                             min_face_size=min_size, max_faces=max_faces))
-    results = await _run(request, fs, len(uploads), lambda: [one(up) for up in uploads])
+    results = await fs.run(deadline, len(uploads), lambda: [one(up) for up in uploads])
     return {"results": [dict(r.to_dict(), **({"source": up.name} if up.name else {}))
                         for r, up in zip(results, uploads)]}
 
 
 @router.post("/faces:verify", summary="Are the largest faces of two images the same person?",
-             openapi_extra={"requestBody": _PREDICT_BODY})
-async def verify(request: Request, fs: FacesState = Depends(faces_state),
+             openapi_extra={"requestBody": IMAGES_BODY})
+async def verify(request: Request, fs: FacesService = Depends(faces_of),
+                 deadline: Deadline = Depends(request_deadline),
                  threshold: float | None = Query(None, gt=0, le=4),
                  collection: str | None = Query(None, description="use this collection's threshold")
                  ) -> dict[str, Any]:
@@ -161,26 +157,24 @@ async def verify(request: Request, fs: FacesState = Depends(faces_state),
         except ImageError as exc:
             raise named_image_error(exc, "image 1 or 2") from exc
 
-    return (await _run(request, fs, 2, work)).to_dict()
+    return (await fs.run(deadline, 2, work)).to_dict()
 
 
 # --------------------------------------------------------------------------- collections
 
 
 @router.get("/collections", summary="List face collections")
-async def list_collections(fs: FacesState = Depends(faces_state)) -> dict[str, Any]:
+async def list_collections(fs: FacesService = Depends(faces_of)) -> dict[str, Any]:
     return {"collections": [c.to_dict() for c in fs.recognizer.collections()]}
 
 
 @router.post("/collections", summary="Create a face collection", status_code=201)
-async def create_collection(fs: FacesState = Depends(faces_state),
+async def create_collection(fs: FacesService = Depends(faces_of),
                             body: dict[str, Any] = Body(..., examples=[{"name": "office", "threshold": 0.6,
                                                                         "store_images": False}])) -> dict[str, Any]:
     unknown = set(body) - {"name", "threshold", "store_images"}
     if unknown or "name" not in body:
         raise BadRequestError(f"expected JSON keys name and optionally threshold, store_images; got {sorted(body)}.")
-    from recog.faces.dlib_models import DEFAULT_THRESHOLD
-
     threshold = body.get("threshold", DEFAULT_THRESHOLD)
     if not isinstance(threshold, (int, float)) or isinstance(threshold, bool):
         raise BadRequestError(f"threshold must be a number, got {threshold!r}.")
@@ -192,8 +186,9 @@ async def create_collection(fs: FacesState = Depends(faces_state),
 
 
 @router.post("/collections/{name}/people/{person}/faces", summary="Enroll images of one person",
-             openapi_extra={"requestBody": _PREDICT_BODY})
-async def enroll(request: Request, fs: FacesState = Depends(faces_state), name: str = CollectionName,
+             openapi_extra={"requestBody": IMAGES_BODY})
+async def enroll(request: Request, fs: FacesService = Depends(faces_of),
+                 deadline: Deadline = Depends(request_deadline), name: str = CollectionName,
                  person: str = PersonName,
                  create: bool = Query(False, description="create the collection if it does not exist")
                  ) -> JSONResponse:
@@ -208,15 +203,13 @@ async def enroll(request: Request, fs: FacesState = Depends(faces_state), name: 
             up = uploads[0]
             done = _named(lambda u: fr.enroll(u.data, person=person, collection=name, create=create,
                                               source=u.name))(up)
-            from recog.faces.types import EnrollReport, SkippedImage
-
             if done is None:
                 return EnrollReport(name, (), (SkippedImage(up.name or "image", person, "already_enrolled",
                                                             "this image is already enrolled for the person."),))
             return EnrollReport(name, (done,), ())
         return fr.enroll_many([(person, up.data) for up in uploads], collection=name, create=create)
 
-    report = await _run(request, fs, len(uploads), work)
+    report = await fs.run(deadline, len(uploads), work)
     doc = report.to_dict()
     for item, up in zip(doc["skipped"], uploads):
         item["source"] = up.name or item["source"]
@@ -224,27 +217,28 @@ async def enroll(request: Request, fs: FacesState = Depends(faces_state), name: 
 
 
 @router.get("/collections/{name}/people", summary="People of a collection")
-async def list_people(fs: FacesState = Depends(faces_state), name: str = CollectionName) -> dict[str, Any]:
+async def list_people(fs: FacesService = Depends(faces_of), name: str = CollectionName) -> dict[str, Any]:
     return {"collection": name, "people": [p.to_dict() for p in fs.recognizer.people(name)]}
 
 
 @router.delete("/collections/{name}/people/{person}", summary="Hard-delete a person and their faces")
-async def delete_person(request: Request, fs: FacesState = Depends(faces_state), name: str = CollectionName,
-                        person: str = PersonName) -> dict[str, Any]:
-    n = await _run(request, fs, 0, lambda: fs.recognizer.delete_person(name, person))
+async def delete_person(fs: FacesService = Depends(faces_of), deadline: Deadline = Depends(request_deadline),
+                        name: str = CollectionName, person: str = PersonName) -> dict[str, Any]:
+    n = await fs.run(deadline, 0, lambda: fs.recognizer.delete_person(name, person))
     return {"deleted": "person", "collection": name, "person": person, "faces": n}
 
 
 @router.delete("/collections/{name}/faces/{face_id}", summary="Hard-delete one face")
-async def delete_face(request: Request, fs: FacesState = Depends(faces_state), name: str = CollectionName,
-                      face_id: int = Path(..., ge=1)) -> dict[str, Any]:
-    person = await _run(request, fs, 0, lambda: fs.recognizer.delete_face(name, face_id))
+async def delete_face(fs: FacesService = Depends(faces_of), deadline: Deadline = Depends(request_deadline),
+                      name: str = CollectionName, face_id: int = Path(..., ge=1)) -> dict[str, Any]:
+    person = await fs.run(deadline, 0, lambda: fs.recognizer.delete_face(name, face_id))
     return {"deleted": "face", "collection": name, "face_id": face_id, "person": person}
 
 
 @router.post("/collections/{name}:identify", summary="Who is in the image: top-k people per face, or unknown",
-             openapi_extra={"requestBody": _PREDICT_BODY})
-async def identify(request: Request, fs: FacesState = Depends(faces_state), name: str = CollectionName,
+             openapi_extra={"requestBody": IMAGES_BODY})
+async def identify(request: Request, fs: FacesService = Depends(faces_of),
+                   deadline: Deadline = Depends(request_deadline), name: str = CollectionName,
                    top_k: int | None = Query(None, ge=1, le=100), threshold: float | None = Query(None, gt=0, le=4),
                    max_faces: int | None = Query(None, ge=1, le=1000)) -> dict[str, Any]:
     fr = fs.recognizer
@@ -255,19 +249,19 @@ async def identify(request: Request, fs: FacesState = Depends(faces_state), name
     k = top_k or body_top_k or 1
     one = _named(lambda up: fr.identify(up.data, collection=name, top_k=k, threshold=threshold,
                                         max_faces=max_faces))
-    result = await _run(request, fs, 1, lambda: one(uploads[0]))
+    result = await fs.run(deadline, 1, lambda: one(uploads[0]))
     return result.to_dict()
 
 
 @router.get("/collections/{name}:export", summary="Export a collection (embeddings are biometric data: admin key)",
             dependencies=[Depends(require_admin_key)])
-async def export_collection(fs: FacesState = Depends(faces_state), name: str = CollectionName) -> dict[str, Any]:
+async def export_collection(fs: FacesService = Depends(faces_of), name: str = CollectionName) -> dict[str, Any]:
     return fs.recognizer.export_collection(name)
 
 
 @router.post("/collections:import", summary="Import an exported collection (admin key)", status_code=201,
              dependencies=[Depends(require_admin_key)])
-async def import_collection(fs: FacesState = Depends(faces_state), body: dict[str, Any] = Body(...),
+async def import_collection(fs: FacesService = Depends(faces_of), body: dict[str, Any] = Body(...),
                             name: str | None = Query(None, description="import under this name")) -> dict[str, Any]:
     return fs.recognizer.import_collection(body, name=name).to_dict()
 
@@ -275,13 +269,13 @@ async def import_collection(fs: FacesState = Depends(faces_state), body: dict[st
 # Routes with a bare {name} come last: "{name}" would also match "office:export".
 
 @router.get("/collections/{name}", summary="A collection with its people and face ids")
-async def get_collection(fs: FacesState = Depends(faces_state), name: str = CollectionName) -> dict[str, Any]:
+async def get_collection(fs: FacesService = Depends(faces_of), name: str = CollectionName) -> dict[str, Any]:
     fr = fs.recognizer
     return {"collection": fr.collection(name).to_dict(), "people": [p.to_dict() for p in fr.people(name)]}
 
 
 @router.delete("/collections/{name}", summary="Hard-delete a collection, its people and faces")
-async def delete_collection(request: Request, fs: FacesState = Depends(faces_state),
+async def delete_collection(fs: FacesService = Depends(faces_of), deadline: Deadline = Depends(request_deadline),
                             name: str = CollectionName) -> dict[str, Any]:
-    n = await _run(request, fs, 0, lambda: fs.recognizer.delete_collection(name))
+    n = await fs.run(deadline, 0, lambda: fs.recognizer.delete_collection(name))
     return {"deleted": "collection", "collection": name, "faces": n}
