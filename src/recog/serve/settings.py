@@ -1,4 +1,4 @@
-"""Service settings: one frozen dataclass, built from defaults < config file < environment < flags.
+"""Service settings: one frozen pydantic-settings model; flags > environment > config file > defaults.
 
 Example:
     >>> s = load_settings(models={"pets": "runs/pets/best"}, env={})      # doctest: +SKIP
@@ -8,28 +8,38 @@ Example:
 Environment variables are ``RECOG_SERVE_<FIELD>`` (``RECOG_SERVE_PORT=9000``,
 ``RECOG_SERVE_MODELS="pets=runs/pets/best,digits=runs/digits/best"``,
 ``RECOG_SERVE_CORS_ORIGINS="https://a.example,https://b.example"``). The config
-file is YAML or JSON whose keys are the field names below; an unknown key is
-refused with the closest valid names.
+file is YAML or JSON whose keys are the field names below. An unknown key,
+variable or flag is refused with the closest valid names; every error is a
+:class:`~recog.errors.ConfigError`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import ipaddress
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from recog.errors import ConfigError
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (BaseSettings, EnvSettingsSource, InitSettingsSource, PydanticBaseSettingsSource,
+                               SettingsConfigDict)
+
+from recog.errors import ConfigError, did_you_mean
 
 #: Model names appear in URL paths (``/v1/models/{name}:predict``): no ``/`` and no ``:``.
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 ENV_PREFIX = "RECOG_SERVE_"
+
+#: What :func:`load_settings` layers under the flags: (environment, config file values); (None, None) is
+#: os.environ and no file, which is what a plain ``Settings()`` reads.
+_LAYERS: ContextVar[tuple[Mapping[str, str] | None, dict[str, Any] | None]] = ContextVar(
+    "recog_serve_settings_layers", default=(None, None))
 
 
 @dataclass(frozen=True)
@@ -46,8 +56,7 @@ class ModelSpec:
                               hint="use letters, digits, '.', '_' or '-' (at most 64 characters), e.g. --name pets")
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(BaseSettings):
     """Everything the service needs; see the module docstring for where values come from.
 
     Attributes:
@@ -61,8 +70,9 @@ class Settings:
         max_pixels: decoded pixel cap per image (413 above it), checked from the header.
         max_images_per_request: images one predict call may carry.
         max_batch_size, max_delay_ms: dynamic batching; ``max_batch_size=1`` turns it off.
-        max_queue: images admitted per model (queued or running); beyond it 429 + Retry-After.
-        request_timeout_s: deadline of one predict call (504 past it, its queue slots freed).
+        max_queue: images admitted per model (queued or running), and for the face routes;
+            beyond it 429 + Retry-After.
+        request_timeout_s: deadline of one call (504 past it, its queue slots freed).
         preprocess_workers: threads that decode and preprocess images off the event loop.
         cors_origins: allowed CORS origins; empty (the default) turns CORS off.
         drain_delay_s: on SIGTERM, how long readiness reports 503 while still serving
@@ -70,47 +80,76 @@ class Settings:
         shutdown_timeout_s: how long in-flight requests may take to finish after that.
         docs: serve OpenAPI docs at /docs and /openapi.json.
         access_log: uvicorn access log lines (off by default: they cost latency).
+        faces_db: face collections (SQLite); None: ``$RECOG_FACES_DB`` or ``~/.recog/faces.db``.
     """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, case_sensitive=False, frozen=True, extra="forbid")
 
     models: tuple[ModelSpec, ...] = ()
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(8000, ge=0, le=65535)
     api_keys_file: Path | None = None
     backend: str = "auto"
     threads: int | None = None
-    max_body_bytes: int = 10 * 1024 * 1024
-    max_pixels: int = 50_000_000
-    max_images_per_request: int = 32
-    max_batch_size: int = 8
-    max_delay_ms: float = 5.0
-    max_queue: int = 256
-    request_timeout_s: float = 30.0
-    preprocess_workers: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=1 << 31)
+    max_pixels: int = Field(50_000_000, ge=64, le=1 << 34)
+    max_images_per_request: int = Field(32, ge=1, le=1024)
+    max_batch_size: int = Field(8, ge=1, le=1024)
+    max_delay_ms: float = Field(5.0, ge=0, le=10_000)
+    max_queue: int = Field(256, ge=1, le=1_000_000)
+    request_timeout_s: float = Field(30.0, ge=0.001, le=3600)
+    preprocess_workers: int = Field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)), ge=1, le=256)
     cors_origins: tuple[str, ...] = ()
-    drain_delay_s: float = 0.0
-    shutdown_timeout_s: float = 30.0
+    drain_delay_s: float = Field(0.0, ge=0, le=3600)
+    shutdown_timeout_s: float = Field(30.0, ge=0, le=3600)
     docs: bool = True
     access_log: bool = False
     log_level: str = "info"
-    faces_db: Path | None = None  # face collections (SQLite); None: $RECOG_FACES_DB or ~/.recog/faces.db
+    faces_db: Path | None = None
 
-    def __post_init__(self) -> None:
-        names = [m.name for m in self.models]
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise _config_error(exc) from None
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Highest first: keyword arguments (the flags), ``RECOG_SERVE_*`` variables, the config file."""
+        environ, file_values = _LAYERS.get()
+        return (init_settings, _EnvSource(settings_cls, os.environ if environ is None else environ),
+                InitSettingsSource(settings_cls, file_values or {}))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _models_with_backend(cls, data: Any) -> Any:
+        """Parse ``models``; those that name no backend (or ``auto``) get the ``backend`` setting."""
+        if isinstance(data, dict) and data.get("models") is not None:
+            models = parse_models(data["models"])
+            backend = data.get("backend")
+            if backend:
+                models = tuple(m if m.backend != "auto" else replace(m, backend=str(backend)) for m in models)
+            data = {**data, "models": models}
+        return data
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _safe(self) -> "Settings":
+        names = self.model_names
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ConfigError(f"model names must be unique; {', '.join(dupes)} given more than once.",
                               hint="give each bundle its own --name")
-        _check_range("port", self.port, 0, 65535)
-        _check_range("max_body_bytes", self.max_body_bytes, 1024, 1 << 31)
-        _check_range("max_pixels", self.max_pixels, 64, 1 << 34)
-        _check_range("max_images_per_request", self.max_images_per_request, 1, 1024)
-        _check_range("max_batch_size", self.max_batch_size, 1, 1024)
-        _check_range("max_delay_ms", self.max_delay_ms, 0, 10_000)
-        _check_range("max_queue", self.max_queue, 1, 1_000_000)
-        _check_range("request_timeout_s", self.request_timeout_s, 0.001, 3600)
-        _check_range("preprocess_workers", self.preprocess_workers, 1, 256)
-        _check_range("drain_delay_s", self.drain_delay_s, 0, 3600)
-        _check_range("shutdown_timeout_s", self.shutdown_timeout_s, 0, 3600)
         if self.max_queue < self.max_images_per_request:
             raise ConfigError(f"max_queue ({self.max_queue}) is below max_images_per_request "
                               f"({self.max_images_per_request}); such requests could never be admitted.",
@@ -123,10 +162,55 @@ class Settings:
                 f"refusing to bind {self.host}: only loopback addresses may serve without API keys.",
                 hint="create a key file with `recog api-key add keys.txt --name NAME` and pass --api-keys keys.txt, "
                      "or bind 127.0.0.1")
+        return self
 
     @property
     def model_names(self) -> list[str]:
         return [m.name for m in self.models]
+
+
+#: Fields whose environment value is a comma-separated list.
+_COMMA_LISTS = ("models", "cors_origins")
+
+
+def _suggest(key: str) -> str:
+    return did_you_mean(key, Settings.model_fields) or f"valid keys: {', '.join(sorted(Settings.model_fields))}"
+
+
+class _EnvSource(EnvSettingsSource):
+    """``RECOG_SERVE_*`` variables of ``environ`` (not necessarily ``os.environ``); unknown ones are refused."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        for var in environ:
+            key = var[len(ENV_PREFIX):].lower()
+            if var.upper().startswith(ENV_PREFIX) and key not in settings_cls.model_fields:
+                raise ConfigError(f"unknown environment variable {var}; {_suggest(key)}")
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:  # the hook DotEnvSettingsSource overrides too
+        return {k.lower(): v for k, v in self.environ.items()}
+
+    def prepare_field_value(self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool) -> Any:
+        if field_name in _COMMA_LISTS:  # "a=x,b=y" and "https://a,https://b", not JSON: the validators split them
+            return value
+        return super().prepare_field_value(field_name, field, value, value_is_complex)
+
+
+def _config_error(exc: ValidationError) -> ConfigError:
+    """One line per problem, in the words of the old hand-written checks."""
+    lines = []
+    for err in exc.errors():
+        name = ".".join(str(p) for p in err.get("loc", ())) or "settings"
+        value = err.get("input")
+        if err["type"] == "extra_forbidden":
+            lines.append(f"unknown setting {name!r}; {_suggest(name)}")
+        elif err["type"] in ("greater_than_equal", "less_than_equal") and name in Settings.model_fields:
+            bounds = {type(m).__name__: m for m in Settings.model_fields[name].metadata}
+            lines.append(f"{name} must be between {bounds['Ge'].ge} and {bounds['Le'].le}, got {value}.")
+        else:
+            lines.append(f"setting {name}: cannot use {value!r} ({err['msg'][0].lower()}{err['msg'][1:]}).")
+    return ConfigError(" ".join(lines))
 
 
 def is_loopback(host: str) -> bool:
@@ -137,11 +221,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def _check_range(name: str, value: float, lo: float, hi: float) -> None:
-    if not (lo <= value <= hi):
-        raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}.")
 
 
 def default_model_name(path: str | Path) -> str:
@@ -159,16 +238,8 @@ def default_model_name(path: str | Path) -> str:
     return name[:64]
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
-
-
-def _suggest(key: str) -> str:
-    close = difflib.get_close_matches(key, list(_FIELDS), n=3)
-    return f"did you mean {', '.join(close)}?" if close else f"valid keys: {', '.join(sorted(_FIELDS))}"
-
-
-def _parse_models(value: Any, default_backend: str | None = None) -> tuple[ModelSpec, ...]:
-    """Models from a mapping ``{name: path | {path, backend}}``, a ``name=path,...`` string or a list."""
+def parse_models(value: Any) -> tuple[ModelSpec, ...]:
+    """Models from a mapping ``{name: path | {path, backend}}``, a ``name=path,...`` string or a list of paths."""
     if isinstance(value, tuple) and all(isinstance(v, ModelSpec) for v in value):
         return value
     if isinstance(value, str):
@@ -187,41 +258,10 @@ def _parse_models(value: Any, default_backend: str | None = None) -> tuple[Model
             unknown = set(spec) - {"path", "backend"}
             if unknown or "path" not in spec:
                 raise ConfigError(f"model {name!r}: expected keys path and optionally backend, got {sorted(spec)}.")
-            out.append(ModelSpec(str(name), Path(spec["path"]), str(spec.get("backend", default_backend or "auto"))))
+            out.append(ModelSpec(str(name), Path(spec["path"]), str(spec.get("backend", "auto"))))
         else:
-            out.append(ModelSpec(str(name), Path(spec), default_backend or "auto"))
+            out.append(ModelSpec(str(name), Path(spec)))
     return tuple(out)
-
-
-def _coerce(name: str, value: Any) -> Any:
-    """A value from a file or the environment to the field's type."""
-    kind = str(_FIELDS[name].type)
-    if value is None:
-        return None
-    try:
-        if name == "models":
-            return _parse_models(value)
-        if name in ("api_keys_file", "faces_db"):
-            return Path(value)
-        if name == "cors_origins":
-            if isinstance(value, str):
-                value = [v.strip() for v in value.split(",") if v.strip()]
-            return tuple(str(v) for v in value)
-        if kind.startswith("bool"):
-            if isinstance(value, str):
-                if value.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
-                    raise ValueError(value)
-                return value.lower() in ("1", "true", "yes", "on")
-            return bool(value)
-        if kind.startswith("int"):
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError(value)
-            return int(value)
-        if kind.startswith("float"):
-            return float(value)
-        return str(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"setting {name}: cannot use {value!r} as {kind}.") from exc
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -239,44 +279,34 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of setting names to values.")
     for key in data:
-        if key not in _FIELDS:
+        if key not in Settings.model_fields:
             raise ConfigError(f"{path}: unknown setting {key!r}; {_suggest(key)}")
-    return {k: _coerce(k, v) for k, v in data.items()}
-
-
-def read_env(env: Mapping[str, str]) -> dict[str, Any]:
-    """Settings from ``RECOG_SERVE_*`` variables; an unknown one is refused with suggestions."""
-    out: dict[str, Any] = {}
-    for var, value in env.items():
-        if not var.startswith(ENV_PREFIX):
-            continue
-        key = var[len(ENV_PREFIX):].lower()
-        if key not in _FIELDS:
-            raise ConfigError(f"unknown environment variable {var}; {_suggest(key)}")
-        out[key] = _coerce(key, value)
-    return out
+    if data.get("models") is not None:  # parsed here: a layer's models replace a lower layer's, never merge
+        data["models"] = parse_models(data["models"])
+    return data
 
 
 def load_settings(*, config_file: str | Path | None = None, env: Mapping[str, str] | None = None,
                   **overrides: Any) -> Settings:
-    """Resolve settings: defaults < config file < environment < ``overrides`` (the flags).
+    """Resolve settings: defaults < config file < environment (``env``, default ``os.environ``) < ``overrides``.
 
-    ``overrides`` whose value is None are ignored, so CLI options can pass
-    through unset. ``models`` may be a mapping ``{name: path}``.
+    ``overrides`` are the flags: those whose value is None (or an empty ``models``
+    / ``cors_origins``) are ignored, so CLI options can pass through unset.
+    ``models`` may be a mapping ``{name: path}``.
+
+    Raises:
+        ConfigError: an unknown key, variable or flag, a bad value, or an unsafe combination.
     """
-    env = os.environ if env is None else env
-    values: dict[str, Any] = {}
-    if config_file is not None:
-        values.update(read_config_file(config_file))
-    values.update(read_env(env))
+    flags = {}
     for key, value in overrides.items():
-        if key not in _FIELDS:
+        if key not in Settings.model_fields:
             raise ConfigError(f"unknown setting {key!r}; {_suggest(key)}")
         if value is None or (key in ("models", "cors_origins") and not value):
             continue
-        values[key] = _coerce(key, value)
-    backend = values.get("backend")
-    if backend and "models" in values:
-        values["models"] = tuple(m if m.backend != "auto" else dataclasses.replace(m, backend=backend)
-                                 for m in values["models"])
-    return Settings(**values)
+        flags[key] = parse_models(value) if key == "models" else value
+    file_values = read_config_file(config_file) if config_file is not None else None
+    token = _LAYERS.set((env, file_values))
+    try:
+        return Settings(**flags)
+    finally:
+        _LAYERS.reset(token)
