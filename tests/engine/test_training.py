@@ -82,3 +82,12 @@ def test_streamed_batches_equal_the_in_memory_ones(digits_tree):
     for (xa, ya), (xb, yb) in zip(ram.batches(16, order=order), stream.batches(16, order=order), strict=True):
         np.testing.assert_array_equal(xa, xb)
         np.testing.assert_array_equal(ya, yb)
+
+
+def test_progress_lines_go_to_train_log_and_to_a_redirected_stderr(digits_tree, tmp_path, capsys):
+    res = train(load_config({"data": str(digits_tree), **FAST, "epochs": 2, "out": str(tmp_path / "p")}))
+    log = (res.run_dir / "train.log").read_text().splitlines()
+    assert [line.split()[2:4] for line in log] == [["epoch", "1/2"], ["epoch", "2/2"]]
+    assert "val_acc" in log[0] and "train_loss" in log[0]
+    err = capsys.readouterr().err  # pytest's captured stderr is not a terminal
+    assert "epoch 1/2" in err and "epoch 2/2" in err

@@ -13,6 +13,8 @@ from recog.errors import (BundleError, BundleIntegrityError, ConfigError, ModelN
 from recog.models import create_model, get_preset, list_presets, read_manifest, save_bundle
 from recog.models.registry import Preset, register
 
+from recog.tasks import get_task  # noqa: E402
+
 LABELS = ["a", "b", "c"]
 
 
@@ -26,7 +28,8 @@ def test_preset_forward_backward_and_bundle_roundtrip(name, tmp_path):
     h, w = created.preprocessing.size
     x = torch.randn(2, 3, h, w)
     model.train()
-    logits = model(pixel_values=x).logits
+    forward = get_task("classify").forward  # the one place a model is called
+    logits = forward(model, x)
     assert logits.shape == (2, len(LABELS))
     logits.sum().backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
@@ -35,7 +38,7 @@ def test_preset_forward_backward_and_bundle_roundtrip(name, tmp_path):
                          source_model=name)
     model.eval()
     with torch.no_grad():
-        expected = model(pixel_values=x).logits.numpy()
+        expected = forward(model, x).numpy()
     loaded = recog.load(bundle, backend="torch")
     np.testing.assert_allclose(loaded.infer(x.numpy()), expected, rtol=1e-4, atol=1e-4)
     assert loaded.labels == tuple(LABELS)
@@ -150,3 +153,17 @@ def test_predict_many_keeps_order_and_reports_refused_files(tiny_bundle, photos,
     assert out[2].label == single.label and abs(out[2].score - single.score) < 1e-5
     with pytest.raises(recog.errors.UnsupportedFormatError):
         model.predict([photos["coffee"], bad])
+
+
+def test_unreachable_hub_fails_in_seconds_and_names_offline_presets(monkeypatch):
+    import time
+
+    from recog.errors import WeightsUnavailableError
+    from recog.models import create_model
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "https://127.0.0.1:9")  # nothing listens on the discard port
+    start = time.perf_counter()
+    with pytest.raises(WeightsUnavailableError, match="efficientnet-lite0"):
+        create_model("no-such-owner/no-such-model", ["a", "b"])
+    assert time.perf_counter() - start < 10

@@ -98,5 +98,9 @@ def test_a_classify_only_command_names_the_task(tmp_path, tiny_bundle, digits_tr
     manifest = read_manifest(tiny_bundle)
     embedder = save_bundle(tmp_path / "emb", task.load(manifest), labels=list(manifest.labels),
                            preprocessing=manifest.preprocessing, task="embed", source_model="resnet-micro")
-    with pytest.raises(ConfigError, match="'embed' model; `recog evaluate` needs a 'classify' model"):
+    with pytest.raises(ConfigError, match="`recog evaluate` does not support 'embed' models"):
         evaluate(embedder, digits_tree)
+    from recog.runtime.prune import prune_bundle
+
+    with pytest.raises(ConfigError, match="'embed' model; `recog prune` needs a 'classify' model"):
+        prune_bundle(embedder, tmp_path / "pruned", amount=0.5)

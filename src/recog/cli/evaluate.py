@@ -18,20 +18,15 @@ def register(app: typer.Typer) -> None:
         backend: str = typer.Option("auto", help="auto | torch | onnx | onnx-int8"),
         batch_size: int = typer.Option(64, "--batch-size", "-b", min=1),
     ) -> None:
-        """Accuracy, top-5, per-class P/R/F1, confusion matrix, ROC/PR, calibration, per-group gaps."""
+        """The task's metrics, plots and report.html (classify: accuracy, top-5, per-class P/R/F1, confusion
+        matrix, ROC/PR, calibration, per-group gaps)."""
         from recog.cli.progress import bar, console
         from recog.engine.evaluate import evaluate
 
         res = evaluate(bundle, data, split=split, out=out, backend=backend, batch_size=batch_size,
                        progress_factory=bar)
-        m = res.metrics
         for path, reason in res.failures:
             console.print(f"[yellow]skipped[/] {path}: {reason}")
-        line = (f"{m['num_samples']} images ({res.split}): accuracy {m['accuracy']:.4f}, "
-                f"top-5 {m['top5_accuracy']:.4f}, macro F1 {m['macro']['f1']:.4f}, ECE {m['ece']:.4f}")
-        typer.echo(line)
-        if m.get("largest_gap"):
-            g = m["largest_gap"]
-            typer.echo(f"largest group gap ({g['metric']}): {g['gap']:.4f} "
-                       f"({g['best_group']} vs {g['worst_group']})")
+        for line in res.summary:
+            typer.echo(line)
         typer.echo(f"report: {res.report}")

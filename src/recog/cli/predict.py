@@ -1,4 +1,4 @@
-"""``recog predict``: classify files, folders and globs with a bundle or a running server."""
+"""``recog predict``: run a bundle (or a ready preset) on files, folders and globs, or send them to a server."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ FORMATS = ("table", "jsonl", "csv")
 
 
 def _emit(results, fmt: str, top_k: int) -> None:
-    from recog.types import PredictionFailure
+    from recog.types import Classification, PredictionFailure
 
+    if not all(isinstance(r, (Classification, PredictionFailure)) for r in results):
+        fmt = "jsonl"  # tables and CSV are laid out for labels; other tasks' results print as JSON lines
     if fmt == "jsonl":
         for r in results:
             sys.stdout.write(json.dumps(r.to_dict()) + "\n")
@@ -54,7 +56,7 @@ def register(app: typer.Typer) -> None:
         model_name: Optional[str] = typer.Option(None, "--model", help="Model name on the server (with --server)."),
         api_key: Optional[str] = typer.Option(None, "--api-key", envvar="RECOG_API_KEY", help="API key for --server."),
     ) -> None:
-        """Classify images. Exits 1 when any input failed, listing the failures on stderr."""
+        """Predict: labels (classify) or the task's results. Exits 1 when any input failed, listing them on stderr."""
         from recog.cli.inputs import expand_inputs
         from recog.cli.progress import bar, console
         from recog.types import PredictionFailure

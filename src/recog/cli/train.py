@@ -12,7 +12,8 @@ def register(app: typer.Typer) -> None:
     @app.command("train")
     def train_cmd(
         data: Optional[str] = typer.Argument(None, help="Class-folder tree (optionally train/ val/ test/) or CSV manifest."),
-        model: str = typer.Option(None, "--model", "-m", help="Preset (see `recog models`), Hub id or local folder. [default: resnet-18]"),
+        task: Optional[str] = typer.Option(None, "--task", help="classify (default), or another task (see recog.tasks)."),
+        model: str = typer.Option(None, "--model", "-m", help="Preset (see `recog models`), Hub id or local folder. [default: efficientnet-lite0]"),
         weights: Optional[str] = typer.Option(None, help="pretrained | none | PATH (.safetensors or folder). Default: pretrained when the preset has weights."),
         out: Optional[str] = typer.Option(None, "--out", "-o", help="Run folder. [default: runs/train]"),
         epochs: Optional[int] = typer.Option(None, help="Epochs. [default: 10]"),
@@ -36,13 +37,13 @@ def register(app: typer.Typer) -> None:
         config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML file of options; flags override it."),
         resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder from last/."),
     ) -> None:
-        """Train a classifier; writes RUN/best, RUN/last, metrics.csv and config.yaml."""
+        """Train a model; writes RUN/best, RUN/last, metrics.csv, train.log and config.yaml."""
         from recog.cli.progress import RichReporter, console
         from recog.engine.config import load_config, read_yaml
         from recog.engine.train import resume as resume_run
         from recog.engine.train import train
 
-        flags = dict(data=data, model=model, weights=weights, out=out, epochs=epochs, batch_size=batch_size, lr=lr,
+        flags = dict(data=data, task=task, model=model, weights=weights, out=out, epochs=epochs, batch_size=batch_size, lr=lr,
                      augment=augment, strategy=strategy, freeze_epochs=freeze_epochs,
                      backbone_lr_mult=backbone_lr_mult, balance=balance, label_smoothing=label_smoothing,
                      patience=patience, image_size=image_size, val_split=val_split, seed=seed, device=device,

@@ -45,7 +45,7 @@ class TrainConfig:
 
     data: str
     task: str = "classify"
-    model: str = "resnet-18"
+    model: str = "efficientnet-lite0"
     weights: str | None = None
     out: str = "runs/train"
     epochs: int = 10

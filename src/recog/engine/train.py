@@ -22,7 +22,8 @@ import numpy as np
 from recog.engine.callbacks import (Checkpoint, EarlyStopping, LogLines, MetricsCSV, Progress, Reporter,
                                     stderr_lines)
 from recog.engine.config import TrainConfig, load_config, read_yaml, write_yaml
-from recog.engine.trainer import Trainer, TrainResult, pick_device
+from recog.engine.trainer import Trainer, pick_device
+from recog.tasks import TrainResult
 from recog.errors import ConfigError, DatasetError, TrainingInterrupted
 
 __all__ = ["Reporter", "Run", "TrainResult", "fit", "prepare", "resume", "train"]
@@ -184,6 +185,11 @@ def train(config: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
     write_yaml(run_dir / "config.yaml", config)
     (run_dir / "metrics.csv").unlink(missing_ok=True)
     (run_dir / "train.log").unlink(missing_ok=True)
+    from recog.tasks import get_task
+
+    task = get_task(config.task)
+    if not task.trains_by_gradient:
+        return task.fit(config, run_dir, reporter or Reporter())
     return _run(prepare(config, reporter or Reporter(), run_dir))
 
 

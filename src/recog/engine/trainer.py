@@ -13,32 +13,19 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from recog.engine.callbacks import Callback
 from recog.errors import ConfigError, TrainingInterrupted
+from recog.tasks import TrainResult  # noqa: F401  (re-exported: the result of a run)
 
 if TYPE_CHECKING:
     import torch
 
     from recog.engine.config import TrainConfig
     from recog.tasks import Metric, Task
-
-
-@dataclass
-class TrainResult:
-    run_dir: Path
-    best: Path
-    last: Path
-    epochs_run: int
-    best_val_acc: float | None
-    history: list[dict[str, float]]
-    skipped_files: list[tuple[str, str]]
-    train_seconds: float
 
 
 def pick_device(name: str) -> str:

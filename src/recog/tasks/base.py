@@ -27,7 +27,9 @@ Where this differs from the sketch in the design notes, and why:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol, Sequence
 
 import numpy as np
 
@@ -38,6 +40,32 @@ if TYPE_CHECKING:
 
     from recog.models.bundle import BundleManifest
     from recog.models.registry import CreatedModel
+
+
+@dataclass
+class TrainResult:
+    """Where a training run put its bundles, and how it went."""
+
+    run_dir: Path
+    best: Path
+    last: Path
+    epochs_run: int
+    best_val_acc: float | None
+    history: list[dict[str, float]]
+    skipped_files: list[tuple[str, str]]
+    train_seconds: float
+
+
+@dataclass
+class EvaluationResult:
+    """What ``recog evaluate`` produced: figures, the report, and one-line summaries for the terminal."""
+
+    metrics: dict[str, Any]
+    report: Path
+    out_dir: Path
+    split: str
+    failures: list[tuple[str, str]]
+    summary: list[str] = field(default_factory=list)
 
 
 class Metric(Protocol):
@@ -65,6 +93,9 @@ class Task(ABC):
     result: ClassVar[type]
     output: ClassVar[str]
     monitor: ClassVar[str] = "acc"
+    #: False for tasks fitted without gradient steps (a memory bank, a classical detector): they
+    #: implement :meth:`fit` and the trainer is not used.
+    trains_by_gradient: ClassVar[bool] = True
 
     # ------------------------------------------------------------------ model
     @abstractmethod
@@ -124,6 +155,15 @@ class Task(ABC):
     def checkpoint_extras(self, metric: Metric) -> dict[str, Any]:
         """Manifest fields derived from the validation metric (classify: the fitted temperature)."""
         return {}
+
+    def fit(self, config: Any, run_dir: Path, reporter: Any) -> TrainResult:
+        """A whole run for tasks that do not train by gradient (``trains_by_gradient = False``)."""
+        raise ConfigError(f"the {self.name} task trains through the trainer, not fit().")
+
+    def evaluate(self, predictor: Any, data: Any, *, split: str | None, out: Path,
+                 batch_size: int, progress_factory: Callable[[str, int], Any] | None) -> EvaluationResult:
+        """Metrics, plots and ``report.html`` for ``predictor`` (a loaded bundle of this task) on ``data``."""
+        raise ConfigError(f"`recog evaluate` does not support {self.name!r} models yet.")
 
     # ------------------------------------------------------------------ inference
     @abstractmethod

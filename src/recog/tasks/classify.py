@@ -10,11 +10,13 @@ epoch a softmax temperature is fitted on the validation logits and saved as
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from recog.tasks.base import Task, register_task
+from recog.errors import DatasetError
+from recog.tasks.base import EvaluationResult, Task, register_task
 from recog.types import Classification, Label
 
 if TYPE_CHECKING:
@@ -142,6 +144,46 @@ class Classify(Task):
         return {"calibration": {"method": "temperature", "temperature": round(fit_temperature(logits, targets), 4),
                                 "fitted_on": f"val ({len(targets)} images)"}}
 
+    def evaluate(self, predictor: Any, data: Any, *, split: str | None, out: Path, batch_size: int,
+                 progress_factory: Callable[[str, int], Any] | None) -> EvaluationResult:
+        """Accuracy, top-5, per-class P/R/F1, confusion matrix, ROC/PR, calibration, per-group gaps."""
+        import json
+
+        from recog.data import load_dataset
+        from recog.data.dataset import require_model_labels
+        from recog.metrics import write_report
+
+        dataset = load_dataset(data)
+        samples, split_name = choose_split(dataset, split)
+        require_model_labels(samples, predictor.labels, data)
+        paths = [s.path for s in samples]
+        if progress_factory is None:
+            logits, kept, refused = predictor.outputs_many(paths, batch_size=batch_size)
+        else:
+            with progress_factory(f"evaluating ({predictor.backend.name})", len(paths)) as advance:
+                logits, kept, refused = predictor.outputs_many(paths, batch_size=batch_size, progress=advance)
+        failures = [(str(paths[i]), str(exc)) for i, exc in refused]
+        if not kept:
+            raise DatasetError(f"{data}: none of the {len(paths)} images could be read.")
+        probs = probabilities(logits, predictor.manifest.temperature)
+        index = {name: i for i, name in enumerate(predictor.labels)}
+        kept_samples = [samples[i] for i in kept]
+        y_true = np.array([index[s.label] for s in kept_samples])
+        groups = [s.group or "(none)" for s in kept_samples] if dataset.has_groups else None
+        bundle = predictor.path
+        info = {**predictor.info.to_dict(), "backend": predictor.backend.name, "bundle": str(bundle),
+                "data": str(data), "split": split_name, "skipped_files": len(failures)}
+        report = write_report(out, y_true, probs, list(predictor.labels), sources=[str(s.path) for s in kept_samples],
+                              groups=groups, title=f"recog evaluation: {_model_name(bundle)} on {data} ({split_name})",
+                              model_info=info)
+        m = json.loads((out / "metrics.json").read_text())
+        summary = [f"{m['num_samples']} images ({split_name}): accuracy {m['accuracy']:.4f}, "
+                   f"top-5 {m['top5_accuracy']:.4f}, macro F1 {m['macro']['f1']:.4f}, ECE {m['ece']:.4f}"]
+        if m.get("largest_gap"):
+            g = m["largest_gap"]
+            summary.append(f"largest group gap ({g['metric']}): {g['gap']:.4f} ({g['best_group']} vs {g['worst_group']})")
+        return EvaluationResult(m, report, out, split_name, failures, summary)
+
     # ------------------------------------------------------------------ inference
     def postprocess(self, raw: np.ndarray, manifest: "BundleManifest", *, sources: Sequence[str | None],
                     top_k: int = 5, **options: Any) -> list[Classification]:
@@ -187,6 +229,26 @@ class Classify(Task):
             if parity["max_abs_logit_diff"] > tol:
                 return f"largest logit difference {parity['max_abs_logit_diff']:.3g} is above the tolerance {tol:.3g}"
         return None
+
+
+def choose_split(dataset: Any, split: str | None) -> tuple[list, str]:
+    """The samples to evaluate: ``split`` if given; else test, else val, else everything."""
+    if split is not None:
+        samples = dataset.split(split) if dataset.has_splits else []
+        if not samples:
+            raise DatasetError(f"{dataset.root}: has no {split!r} split.",
+                               hint="omit --split to use test/ (or every image when there are no splits)")
+        return samples, split
+    for name in ("test", "val"):
+        if dataset.split(name):
+            return dataset.split(name), name
+    return list(dataset.samples), "all"
+
+
+def _model_name(bundle: Path) -> str:
+    """``runs/pets/best`` → ``pets/best``: the run's name says more than ``best``."""
+    path = Path(bundle).resolve()
+    return f"{path.parent.name}/{path.name}" if path.name in ("best", "last") else path.name
 
 
 def _is_transformers(model: Any) -> bool:
