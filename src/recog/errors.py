@@ -103,6 +103,14 @@ class BundleIntegrityError(BundleError):
     code = "bundle_tampered"
 
 
+class BundleInvalidError(BundleError):
+    """A bundle asks for what no bundle may: a file outside its folder (``..``, an absolute path, a
+    symlink that leaves it), weights that are not safetensors, a config over the size or parameter
+    caps, or labels that do not match the network's outputs."""
+
+    code = "bundle_invalid"
+
+
 class ExportError(RecogError):
     """Export or quantization failed, or its accuracy check refused the result."""
 

@@ -23,11 +23,11 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any, Callable
 
 from recog.clock import utc_now
-from recog.errors import BundleError, BundleIntegrityError, ModelNotFoundError
+from recog.errors import BundleError, BundleIntegrityError, BundleInvalidError, ModelNotFoundError
 from recog.types import ModelInfo, Preprocessing
 
 if TYPE_CHECKING:
@@ -36,14 +36,51 @@ if TYPE_CHECKING:
 BUNDLE_FORMAT_VERSION = 1
 MANIFEST = "recog.json"
 REQUIRED_FILES = ("config.json", "model.safetensors")
+#: Largest accepted recog.json (100,000 labels take about 2 MB).
+MAX_MANIFEST_BYTES = 64 << 20
 
 
 def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def bundle_file(root: str | Path, name: Any, *, error: Callable[..., BundleError] = BundleInvalidError) -> Path:
+    """``root / name`` when it stays inside the folder ``root``; the one check for every path a bundle names.
+
+    Refused, before the path is opened or hashed (so a manifest cannot use the
+    loader as a hash oracle for files elsewhere): a name that is not a
+    non-empty string, an absolute path or drive, a ``..`` component, a
+    backslash or NUL, and a path that resolves outside ``root`` through a
+    symlink. A symlink to another file inside the folder is fine, as is a
+    bundle folder that is itself reached through a symlink.
+
+    Example:
+        >>> bundle_file("runs/x/best", "model.onnx")            # doctest: +SKIP
+        PosixPath('runs/x/best/model.onnx')
+        >>> bundle_file("runs/x/best", "../../etc/passwd")      # doctest: +SKIP
+        Traceback (most recent call last):
+        BundleInvalidError: ...
+    """
+    root = Path(root)
+    where = f"{root}: the file name {name!r} recorded in {MANIFEST}"
+    if not isinstance(name, str) or not name or "\\" in name or "\x00" in name:
+        raise error(f"{where} is not a plain relative file name (it would point outside the bundle).")
+    rel = PurePosixPath(name)
+    if rel.is_absolute() or PureWindowsPath(name).drive or ".." in rel.parts:
+        raise error(f"{where} points outside the bundle (absolute paths and '..' are refused).",
+                    hint="a bundle lists only files inside its own folder; restore recog.json from the original")
+    path = root / rel
+    real_root = root.resolve()
+    real = path.resolve()
+    if real != real_root and real_root not in real.parents:
+        raise error(f"{where} is a symlink that leads outside the bundle (to {real}).",
+                    hint="copy the file into the bundle folder instead of linking to it")
+    return path
 
 
 @dataclass(frozen=True)
@@ -95,8 +132,16 @@ class BundleManifest:
 
     @property
     def version(self) -> str:
-        """Short content id: sha256 over the recorded file hashes (changes when any model file does)."""
-        blob = json.dumps(self.files, sort_keys=True).encode()
+        """Short content id over everything that decides answers: changes whenever an answer can.
+
+        Covers the task, the labels (names and order), the preprocessing, the
+        calibration and the sha256 of every file; not the metrics, dates or
+        other records, which change no answer. recog.json is not signed: this
+        makes an edit visible (the served version changes), it does not stop one.
+        """
+        semantic = {"task": self.task, "labels": list(self.labels), "preprocessing": self.preprocessing.to_dict(),
+                    "calibration": self.calibration, "files": self.files}
+        blob = json.dumps(semantic, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
     @property
@@ -173,9 +218,16 @@ def save_bundle(out: str | Path, model: "torch.nn.Module", *, labels: list[str],
 def read_manifest(path: str | Path, *, verify: bool = True) -> BundleManifest:
     """Parse ``recog.json`` and (by default) check the sha256 of every listed file.
 
+    Every file name in ``files`` and every export's ``file`` must stay inside
+    the folder (see :func:`bundle_file`); this is checked even with
+    ``verify=False``.
+
     Raises:
         ModelNotFoundError: the folder or its recog.json does not exist.
         BundleError: malformed manifest or unknown format version.
+        BundleInvalidError: a listed file lies outside the bundle (``..``, an
+            absolute path, a symlink leading out), or recog.json is over
+            :data:`MAX_MANIFEST_BYTES`.
         BundleIntegrityError: a listed file is missing or its hash changed.
     """
     path = Path(path)
@@ -187,10 +239,15 @@ def read_manifest(path: str | Path, *, verify: bool = True) -> BundleManifest:
         raise BundleError(f"{path}: not a recog bundle (no {MANIFEST}).",
                           hint="pass a folder written by `recog train`; a plain transformers folder can be "
                                "used with `recog train --model FOLDER`")
+    size = mpath.stat().st_size
+    if size > MAX_MANIFEST_BYTES:
+        raise BundleInvalidError(f"{mpath}: {size:,} bytes is over the {MAX_MANIFEST_BYTES:,}-byte cap.")
     try:
-        raw = json.loads(mpath.read_text())
-    except json.JSONDecodeError as exc:
+        raw = json.loads(mpath.read_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{mpath}: not valid JSON ({exc}).") from exc
+    if not isinstance(raw, dict):
+        raise BundleError(f"{mpath}: expected a JSON object, got {type(raw).__name__}.")
     version = raw.get("format_version")
     if raw.get("format") != "recog-bundle" or not isinstance(version, int):
         raise BundleError(f"{mpath}: expected format 'recog-bundle' with an integer format_version.")
@@ -203,9 +260,19 @@ def read_manifest(path: str | Path, *, verify: bool = True) -> BundleManifest:
     for required in REQUIRED_FILES:
         if required not in files:
             raise BundleError(f"{path}: recog.json does not list {required}.")
+    fpaths = {name: bundle_file(path, name) for name in files}
+    exports = raw.get("exports") or {}
+    if not isinstance(exports, dict) or not all(isinstance(v, dict) for v in exports.values()):
+        raise BundleError(f"{mpath}: 'exports' must map export names to records.")
+    for export, entry in exports.items():
+        if entry.get("file") is not None:  # a refused export records file: null
+            try:
+                bundle_file(path, entry["file"])
+            except BundleInvalidError as exc:
+                raise BundleInvalidError(f"{exc.message} (exports.{export}.file)", hint=exc.hint) from None
     if verify:
         for name, digest in files.items():
-            fpath = path / name
+            fpath = fpaths[name]
             if not fpath.is_file():
                 raise BundleIntegrityError(f"{path}: {name} is listed in recog.json but missing.",
                                            hint="restore the bundle from its original copy")
@@ -236,7 +303,7 @@ def update_bundle(path: str | Path, *, add_files: list[str] | tuple[str, ...] = 
     for name in remove_files:
         files.pop(name, None)
     for name in add_files:
-        fpath = Path(path) / name
+        fpath = bundle_file(path, name)
         if not fpath.is_file():
             raise BundleError(f"{fpath}: cannot record a file that does not exist.")
         files[name] = sha256_file(fpath)
@@ -266,15 +333,29 @@ def load_network(manifest: BundleManifest) -> "torch.nn.Module":
     :mod:`recog.models.native`; transformers models go through
     ``from_pretrained`` (never remote code, never pickles), which also maps
     checkpoint key names between transformers versions.
-    """
-    from recog.models import native
 
-    try:
-        config = json.loads((manifest.path / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{manifest.path}: config.json is not readable JSON ({exc}).") from exc
-    if isinstance(config, dict) and native.CONFIG_KEY in config:
-        return native.load(manifest.path, config).eval()
+    Before anything is built (:mod:`recog.models.checks`): config.json is
+    under its size cap, model.safetensors is safetensors, the label count
+    equals the config's outputs and the network is under the parameter cap;
+    after building, the label count equals the head's ``out_features``.
+
+    Raises:
+        BundleInvalidError: one of those checks refused the bundle (the message names both numbers).
+    """
+    from recog.models import checks, native
+
+    config = checks.read_config(manifest.path / "config.json")
+    checks.check_safetensors(manifest.path / "model.safetensors")
+    if manifest.labels:
+        checks.check_label_count(len(manifest.labels), checks.config_outputs(config), where=str(manifest.path))
+    checks.check_network_config(config, where=str(manifest.path / "config.json"))
+    model = native.load(manifest.path, config) if native.CONFIG_KEY in config else _load_transformers(manifest)
+    if manifest.labels:
+        checks.check_label_count(len(manifest.labels), checks.head_outputs(model), where=str(manifest.path))
+    return model.eval()
+
+
+def _load_transformers(manifest: BundleManifest) -> "torch.nn.Module":
     from transformers import AutoModelForImageClassification
     from transformers.utils import logging as hf_logging
 
@@ -284,4 +365,4 @@ def load_network(manifest: BundleManifest) -> "torch.nn.Module":
             str(manifest.path), local_files_only=True, use_safetensors=True, trust_remote_code=False)
     except (OSError, ValueError, RuntimeError) as exc:
         raise BundleError(f"{manifest.path}: model.safetensors does not load with config.json ({exc}).") from exc
-    return model.eval()
+    return model

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from recog.errors import ConfigError, ModelNotFoundError, WeightsUnavailableError, did_you_mean
+from recog.errors import BundleInvalidError, ConfigError, ModelNotFoundError, WeightsUnavailableError, did_you_mean
 from recog.types import Preprocessing
 
 if TYPE_CHECKING:
@@ -203,10 +203,28 @@ def _label_kwargs(labels: list[str]) -> dict[str, Any]:
 
 
 def _from_pretrained(hub_id: str, labels: list[str]) -> "torch.nn.Module":
+    """Pretrained weights from a local model folder or a Hub id, the head rebuilt for ``labels``.
+
+    A local folder (or the Hub id's files already in the cache) is checked
+    first by :mod:`recog.models.checks`: bounded config.json and parameter
+    count, safetensors weights (a folder without them says so).
+    """
     from transformers import AutoModelForImageClassification
+
+    from recog.models import checks
 
     kwargs = dict(ignore_mismatched_sizes=True, use_safetensors=True, trust_remote_code=False,
                   **_label_kwargs(labels))
+    folder = Path(hub_id)
+    if folder.is_dir():
+        error = BundleInvalidError if (folder / "recog.json").is_file() else ConfigError
+        checks.check_model_folder(folder, num_labels=len(labels), error=error)
+        try:
+            return AutoModelForImageClassification.from_pretrained(str(folder), local_files_only=True, **kwargs)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise error(f"{folder}: the weights do not load with its config.json "
+                        f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}).") from exc
+    checks.check_cached_hub_model(hub_id, num_labels=len(labels), error=ConfigError)
     try:
         return AutoModelForImageClassification.from_pretrained(hub_id, local_files_only=True, **kwargs)
     except OSError as local_exc:
@@ -242,12 +260,22 @@ def _preprocessing_from_folder(folder: Path, default: Preprocessing) -> Preproce
 
 
 def _load_weights_file(model: "torch.nn.Module", path: Path) -> None:
-    """Load a safetensors state dict, keeping the new head where shapes differ."""
-    from safetensors.torch import load_file
+    """Load a safetensors state dict, keeping the new head where shapes differ.
 
-    state = load_file(str(path))
+    The header is checked first (a pickle or any other file is refused with a
+    ConfigError naming it; nothing is unpickled) and only the tensors whose
+    names and shapes match the model are read.
+    """
+    from safetensors import safe_open
+
+    from recog.models.checks import check_safetensors
+
+    header = check_safetensors(path, error=ConfigError, hint="pass a .safetensors file (--weights PATH), a model "
+                               "folder that has model.safetensors, pretrained or none")
     own = model.state_dict()
-    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    wanted = [k for k, v in header.items() if k in own and list(own[k].shape) == v["shape"]]
+    with safe_open(str(path), framework="pt") as fh:
+        usable = {k: fh.get_tensor(k) for k in wanted}
     if not usable:
         raise ConfigError(f"{path}: no tensor in this file matches the model's parameter names and shapes.",
                           hint="pass weights saved from the same architecture")
