@@ -72,7 +72,12 @@ class Trainer:
         self.train_data, self.val_data = train_data, val_data
         self.callbacks = list(callbacks)
         self.sample_p = sample_p
-        head = task.head(model)
+        try:
+            head = task.head(model)
+        except ConfigError:
+            if config.strategy != "full":
+                raise  # linear/staged need a head to keep apart from the backbone
+            head = model  # no separable head: one parameter group
         head_ids = {id(p) for p in head.parameters()}
         self.head_params = list(head.parameters())
         self.backbone_params = [p for p in model.parameters() if id(p) not in head_ids]
@@ -124,7 +129,8 @@ class Trainer:
     def _images(self, images: np.ndarray) -> "torch.Tensor":
         import torch
 
-        return torch.from_numpy(images).to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+        x = torch.from_numpy(images).to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+        return x.contiguous(memory_format=torch.channels_last)
 
     def _freeze(self, frozen: bool) -> None:
         import torch

@@ -23,11 +23,12 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from recog.clock import utc_now
 from recog.errors import BundleError, BundleIntegrityError, BundleInvalidError, ModelNotFoundError
+from recog.models.checks import bundle_file
 from recog.types import ModelInfo, Preprocessing
 
 if TYPE_CHECKING:
@@ -47,40 +48,6 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def bundle_file(root: str | Path, name: Any, *, error: Callable[..., BundleError] = BundleInvalidError) -> Path:
-    """``root / name`` when it stays inside the folder ``root``; the one check for every path a bundle names.
-
-    Refused, before the path is opened or hashed (so a manifest cannot use the
-    loader as a hash oracle for files elsewhere): a name that is not a
-    non-empty string, an absolute path or drive, a ``..`` component, a
-    backslash or NUL, and a path that resolves outside ``root`` through a
-    symlink. A symlink to another file inside the folder is fine, as is a
-    bundle folder that is itself reached through a symlink.
-
-    Example:
-        >>> bundle_file("runs/x/best", "model.onnx")            # doctest: +SKIP
-        PosixPath('runs/x/best/model.onnx')
-        >>> bundle_file("runs/x/best", "../../etc/passwd")      # doctest: +SKIP
-        Traceback (most recent call last):
-        BundleInvalidError: ...
-    """
-    root = Path(root)
-    where = f"{root}: the file name {name!r} recorded in {MANIFEST}"
-    if not isinstance(name, str) or not name or "\\" in name or "\x00" in name:
-        raise error(f"{where} is not a plain relative file name (it would point outside the bundle).")
-    rel = PurePosixPath(name)
-    if rel.is_absolute() or PureWindowsPath(name).drive or ".." in rel.parts:
-        raise error(f"{where} points outside the bundle (absolute paths and '..' are refused).",
-                    hint="a bundle lists only files inside its own folder; restore recog.json from the original")
-    path = root / rel
-    real_root = root.resolve()
-    real = path.resolve()
-    if real != real_root and real_root not in real.parents:
-        raise error(f"{where} is a symlink that leads outside the bundle (to {real}).",
-                    hint="copy the file into the bundle folder instead of linking to it")
-    return path
 
 
 @dataclass(frozen=True)

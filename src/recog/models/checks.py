@@ -24,10 +24,10 @@ import json
 import logging
 import threading
 import typing
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any, Callable
 
-from recog.errors import BundleInvalidError, ModelNotFoundError, RecogError
+from recog.errors import BundleError, BundleInvalidError, ModelNotFoundError, RecogError
 
 if TYPE_CHECKING:
     import torch
@@ -130,8 +130,6 @@ def weight_files(folder: Path, *, error: ErrorType) -> list[Path]:
         weight_map = read_config(index, error=error).get("weight_map")
         if not isinstance(weight_map, dict) or not weight_map:
             raise error(f"{index}: expected a 'weight_map' of tensor names to shard files.")
-        from recog.models.bundle import bundle_file
-
         return [bundle_file(folder, name, error=error) for name in sorted(set(map(str, weight_map.values())))]
     pickled = sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
     found = (f"; it has {', '.join(pickled)} (pickled weights, which recog never loads: they can run code)"
@@ -139,6 +137,40 @@ def weight_files(folder: Path, *, error: ErrorType) -> list[Path]:
     raise ModelNotFoundError(f"{folder}: no model.safetensors in this model folder{found}.",
                              hint="convert the weights to safetensors (save_pretrained(..., "
                                   "safe_serialization=True)), or pass --weights none to train from scratch")
+
+
+def bundle_file(root: str | Path, name: Any, *, error: Callable[..., BundleError] = BundleInvalidError) -> Path:
+    """``root / name`` when it stays inside the folder ``root``; the one check for every path a bundle names.
+
+    Refused, before the path is opened or hashed (so a manifest cannot use the
+    loader as a hash oracle for files elsewhere): a name that is not a
+    non-empty string, an absolute path or drive, a ``..`` component, a
+    backslash or NUL, and a path that resolves outside ``root`` through a
+    symlink. A symlink to another file inside the folder is fine, as is a
+    bundle folder that is itself reached through a symlink.
+
+    Example:
+        >>> bundle_file("runs/x/best", "model.onnx")            # doctest: +SKIP
+        PosixPath('runs/x/best/model.onnx')
+        >>> bundle_file("runs/x/best", "../../etc/passwd")      # doctest: +SKIP
+        Traceback (most recent call last):
+        BundleInvalidError: ...
+    """
+    root = Path(root)
+    where = f"{root}: the file name {name!r} recorded in recog.json"
+    if not isinstance(name, str) or not name or "\\" in name or "\x00" in name:
+        raise error(f"{where} is not a plain relative file name (it would point outside the bundle).")
+    rel = PurePosixPath(name)
+    if rel.is_absolute() or PureWindowsPath(name).drive or ".." in rel.parts:
+        raise error(f"{where} points outside the bundle (absolute paths and '..' are refused).",
+                    hint="a bundle lists only files inside its own folder; restore recog.json from the original")
+    path = root / rel
+    real_root = root.resolve()
+    real = path.resolve()
+    if real != real_root and real_root not in real.parents:
+        raise error(f"{where} is a symlink that leads outside the bundle (to {real}).",
+                    hint="copy the file into the bundle folder instead of linking to it")
+    return path
 
 
 # --------------------------------------------------------------------------- configs

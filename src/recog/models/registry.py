@@ -228,7 +228,7 @@ def _from_pretrained(hub_id: str, labels: list[str]) -> "torch.nn.Module":
     try:
         return AutoModelForImageClassification.from_pretrained(hub_id, local_files_only=True, **kwargs)
     except OSError as local_exc:
-        if _offline() or Path(hub_id).exists():
+        if _offline() or Path(hub_id).exists() or not hub_reachable():
             err = local_exc
         else:
             try:
@@ -236,11 +236,30 @@ def _from_pretrained(hub_id: str, labels: list[str]) -> "torch.nn.Module":
             except OSError as exc:
                 err = exc
     why = "HF_HUB_OFFLINE is set" if _offline() else "the Hugging Face Hub could not be reached, or has no such model"
+    offline = ", ".join(p.name for p in list_presets() if p.native is not None and p.native.load_weights)
     raise WeightsUnavailableError(
         f"pretrained weights for {hub_id!r} are not in the local cache and could not be downloaded ({why}).",
-        hint=(f"on a machine with internet run `huggingface-cli download {hub_id}` and copy "
-              "~/.cache/huggingface/hub here (or pass the downloaded folder as --model / --weights), "
-              "or train from scratch with --weights none")) from err
+        hint=(f"use a preset whose weights install offline ({offline}); or on a machine with internet run "
+              f"`huggingface-cli download {hub_id}` and copy ~/.cache/huggingface/hub here (or pass the "
+              "downloaded folder as --model / --weights); or train from scratch with --weights none")) from err
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face Hub answers a TCP connect within ``timeout`` seconds.
+
+    Checked before any download so that a machine without internet gets the
+    error in seconds instead of after the Hub client's retries (minutes).
+    ``HF_ENDPOINT`` is honoured (mirrors, proxies on another host).
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        with socket.create_connection((url.hostname or "huggingface.co", url.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def _preprocessing_from_folder(folder: Path, default: Preprocessing) -> Preprocessing:
@@ -328,6 +347,10 @@ def create_model(name: str, labels: list[str], *, weights: str | None = None,
             from recog.models.bundle import read_manifest
 
             prep = read_manifest(folder).preprocessing
+        from recog.models import checks
+
+        checks.check_network_config(checks.read_config(folder / "config.json", error=ConfigError),
+                                    where=str(folder / "config.json"), num_labels=len(labels), error=ConfigError)
         native_config = _native_config(folder)
         if native_config is not None:
             from recog.models import native

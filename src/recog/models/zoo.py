@@ -21,9 +21,9 @@ def cache_dir() -> Path:
 
 def is_ready_preset(name: str) -> bool:
     """True when ``name`` is a preset that ships weights and labels (usable without training)."""
-    from recog.models.registry import _REGISTRY
+    from recog.models.registry import list_presets
 
-    preset = _REGISTRY.get(name)
+    preset = next((p for p in list_presets() if p.name == name), None)
     return bool(preset and preset.native and preset.native.load_weights and preset.native.labels)
 
 

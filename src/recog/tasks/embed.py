@@ -64,9 +64,9 @@ class Embed(Task):
 
     def build(self, source: str, labels: Sequence[str], *, weights: str | None = None,
               image_size: int | None = None):
-        from recog.models.registry import create_model
+        from recog.tasks.classify import Classify
 
-        created = create_model(source, list(labels) or ["feature"], weights=weights, image_size=image_size)
+        created = Classify().build(source, list(labels) or ["feature"], weights=weights, image_size=image_size)
         as_embedder(created.model)
         return created
 
