@@ -68,7 +68,7 @@ def preview_cmd(
     data: str = typer.Argument(..., help="Class-folder tree or CSV manifest."),
     out: Path = typer.Option(Path("preview.png"), "--out", "-o"),
     augment: str = typer.Option("standard", help="none | light | standard | strong"),
-    model: str = typer.Option("resnet-18", "--model", "-m", help="Preset whose input size and resize policy to use."),
+    model: str = typer.Option("efficientnet-lite0", "--model", "-m", help="Preset whose input size and resize policy to use."),
     image_size: int = typer.Option(None, "--image-size"),
     no_flip: bool = typer.Option(False, "--no-flip"),
     count: int = typer.Option(8, "--count", "-n", min=1, help="Images (rows) to show."),

@@ -136,11 +136,15 @@ def prepare(config: TrainConfig, reporter: Reporter, run_dir: Path) -> Run:
                            write_extra=(lambda d: save_state(d, trainer.state())) if name == "last" else None)
 
     log_file = open(run_dir / "train.log", "a")  # closed by _run
-    trainer = Trainer(task, model, train_data, val_data, config, device,
-                      callbacks=[Progress(reporter), LogLines(log_file), *stderr_lines(),
-                                 MetricsCSV(run_dir / "metrics.csv"), Checkpoint(save),
-                                 EarlyStopping(config.patience, reporter)],
-                      sample_p=_sample_p(config, train_data.targets, len(labels)))
+    try:
+        trainer = Trainer(task, model, train_data, val_data, config, device,
+                          callbacks=[Progress(reporter), LogLines(log_file), *stderr_lines(),
+                                     MetricsCSV(run_dir / "metrics.csv"), Checkpoint(save),
+                                     EarlyStopping(config.patience, reporter)],
+                          sample_p=_sample_p(config, train_data.targets, len(labels)))
+    except BaseException:
+        log_file.close()
+        raise
     return Run(trainer, run_dir, skips, record, log_file)
 
 
@@ -165,7 +169,7 @@ def fit(data: str | Path, reporter: Reporter | None = None, **options: Any) -> T
 
     Example:
         >>> import recog
-        >>> result = recog.train("data/", model="resnet-18", epochs=10, out="runs/pets")  # doctest: +SKIP
+        >>> result = recog.train("data/", epochs=10, out="runs/pets")  # doctest: +SKIP
         >>> recog.load(result.best).predict("photo.jpg")                                 # doctest: +SKIP
     """
     return train(load_config({"data": str(data), **options}), reporter)
