@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from recog import errors
-from recog.types import Classification, Label, PredictionFailure
+from recog.types import Classification, Embedding, Label, PredictionFailure
 
 
 def _error_classes() -> dict[str, type[errors.RecogError]]:
@@ -50,6 +50,21 @@ def classification_from_dict(d: dict[str, Any]) -> Classification:
     """Inverse of :meth:`Classification.to_dict`."""
     top = tuple(Label(t["label"], int(t["index"]), float(t["score"])) for t in d["top"])
     return Classification(top=top, source=d.get("source"))
+
+
+def embedding_from_dict(d: dict[str, Any]) -> Embedding:
+    """Inverse of :meth:`Embedding.to_dict`."""
+    return Embedding(vector=tuple(float(v) for v in d["embedding"]), source=d.get("source"))
+
+
+def _image_part(image: str | os.PathLike | bytes) -> tuple[str, bytes]:
+    """(file name, bytes) of a path or bytes to upload."""
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return "image", bytes(image)
+    path = Path(image)
+    if not path.is_file():
+        raise errors.CorruptImageError(f"{path}: no such file.", hint="check the path")
+    return path.name, path.read_bytes()
 
 
 class Client:
@@ -129,18 +144,29 @@ class Client:
             recog.errors.ImageError (and subclasses): the service refused the image.
             recog.errors.AuthError / NotFoundError / OverloadedError / ServiceError.
         """
-        if isinstance(image, (bytes, bytearray, memoryview)):
-            data, filename = bytes(image), "image"
-        else:
-            path = Path(image)
-            if not path.is_file():
-                raise errors.CorruptImageError(f"{path}: no such file.", hint="check the path")
-            data, filename = path.read_bytes(), path.name
+        filename, data = _image_part(image)
         body = self._request("POST", f"/v1/models/{self._model(model)}:predict", params={"top_k": top_k},
                              files={"image": (filename, data, "application/octet-stream")})
         result = classification_from_dict(body["predictions"][0])
         if not isinstance(image, (bytes, bytearray, memoryview)):
             result = Classification(top=result.top, source=str(image))
+        return result
+
+    def embed(self, image: str | os.PathLike | bytes, *, model: str | None = None) -> Embedding:
+        """The L2-normalised embedding of one image (path or bytes), computed by the service's model.
+
+        Any served model embeds (a classifier with its own weights); cosine similarity is the dot product.
+
+        Raises:
+            recog.errors.ImageError (and subclasses): the service refused the image.
+            recog.errors.AuthError / NotFoundError / OverloadedError / ServiceError.
+        """
+        filename, data = _image_part(image)
+        body = self._request("POST", f"/v1/models/{self._model(model)}:embed",
+                             files={"image": (filename, data, "application/octet-stream")})
+        result = embedding_from_dict(body["embeddings"][0])
+        if not isinstance(image, (bytes, bytearray, memoryview)):
+            result = Embedding(vector=result.vector, source=str(image))
         return result
 
     def predict_many(self, paths: Iterable[str | os.PathLike], *, model: str | None = None, top_k: int = 5,

@@ -11,8 +11,9 @@ from fastapi.testclient import TestClient
 def _client(tmp_path, **kw):
     from recog.serve import create_app, load_settings
 
+    kw.setdefault("allow_open_faces", True)  # the face routes need a key unless opened on purpose
     settings = load_settings(env={}, faces_db=str(tmp_path / "svc.db"), **kw)
-    return TestClient(create_app(settings))
+    return TestClient(create_app(settings), base_url="http://127.0.0.1:8000")  # Host must be the bound address
 
 
 def _files(*paths):

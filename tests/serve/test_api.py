@@ -32,7 +32,8 @@ async def test_not_ready_until_models_are_loaded(tiny_bundle):
     from recog.serve import create_app
 
     app = create_app(settings_for(tiny_bundle))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
         assert (await client.get("/healthz")).status_code == 200
         assert_problem(await client.get("/readyz"), 503, "not_ready")
         async with app.router.lifespan_context(app):

@@ -137,3 +137,27 @@ async def test_close_drains_admitted_work_then_refuses():
     assert [await p for p in pending] == [2.0 * i for i in range(6)]
     with pytest.raises(NotReadyError):
         b.admit(1)
+
+
+async def test_two_heads_share_the_queue_and_batch_separately():
+    """run(..., infer=other) sends items to another callable of the same model; a gathered batch is split
+    by callable, each part one call, in one queue with one admission limit."""
+    rec, other = Recorder(), Recorder()
+    b = DynamicBatcher(rec, max_batch_size=8, max_delay_ms=50, max_queue=6)
+
+    async def one(value: float, infer=None) -> float:
+        with b.admit(1) as ticket:
+            (row,) = await b.run(ticket, [np.full((2,), value, np.float32)], infer=infer)
+        return float(row[0])
+
+    await b.start()
+    try:
+        out = await asyncio.gather(*(one(float(i), other if i % 2 else None) for i in range(6)))
+        assert out == [2.0 * i for i in range(6)]
+        assert sum(rec.sizes) == 3 and sum(other.sizes) == 3 and len(rec.sizes) + len(other.sizes) <= 4
+        held = b.admit(6)
+        with pytest.raises(OverloadedError):  # both heads count against the one limit
+            await one(1.0, other)
+        held.release()
+    finally:
+        await b.close()

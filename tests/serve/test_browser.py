@@ -58,3 +58,20 @@ def test_upload_a_photo_and_read_the_top_label(browser, live_server, photos, tmp
     assert outside == [], outside  # everything is served locally, no CDN
     assert errors == [] or all("415" in e for e in errors), errors
     page.close()
+
+
+def test_docs_render_offline_under_their_csp(browser, live_server):
+    """Swagger UI at /docs draws the API's operations with nothing fetched from outside and no CSP violation."""
+    page = browser.new_page()
+    outside = []
+    page.on("request", lambda req: outside.append(req.url) if not req.url.startswith(
+        (live_server.url, "blob:", "data:")) else None)
+    errors = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.goto(live_server.url + "/docs")
+    page.wait_for_selector(".opblock-summary-path", timeout=30_000)
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    assert any(":predict" in p for p in paths) and any(":embed" in p for p in paths), paths
+    assert outside == [], outside
+    assert errors == [], errors
+    page.close()

@@ -38,9 +38,10 @@ async def test_faces_state_opens_in_the_lifespan(tiny_bundle, tmp_path):
     from recog.serve import create_app
 
     db = tmp_path / "lifespan.db"
-    app = create_app(settings_for(tiny_bundle, faces_db=db))
+    app = create_app(settings_for(tiny_bundle, faces_db=db, allow_open_faces=True))
     assert app.state.recog.faces is None and not db.exists()  # building the app opens nothing
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
         r = await client.get("/v1/collections")
         assert r.status_code == 503 and r.json()["code"] == "not_ready"
         async with app.router.lifespan_context(app):
@@ -49,7 +50,7 @@ async def test_faces_state_opens_in_the_lifespan(tiny_bundle, tmp_path):
 
 
 async def test_faces_routes_share_the_admission_policy(tiny_bundle, photos, tmp_path):
-    settings = settings_for(tiny_bundle, faces_db=tmp_path / "f.db", max_queue=32)
+    settings = settings_for(tiny_bundle, faces_db=tmp_path / "f.db", max_queue=32, allow_open_faces=True)
     async with serving(settings) as (app, client):
         admission = app.state.recog.faces.admission
         assert admission.limit == settings.max_queue

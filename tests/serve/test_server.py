@@ -14,7 +14,7 @@ import pytest
 import recog
 from recog import errors
 from recog.serve.auth import add_key
-from recog.types import Classification, PredictionFailure
+from recog.types import Classification, Embedding, PredictionFailure
 from tests.serve.conftest import ServerProcess, server_process
 
 pytestmark = pytest.mark.slow
@@ -177,6 +177,68 @@ def test_sigterm_drains_in_flight_requests_then_exits_0(tiny_bundle, photos):
     finally:
         release.set()
         server.stop()
+
+
+def test_sigterm_loses_no_request_of_keep_alive_clients(tiny_bundle, photos):
+    """16 keep-alive clients hammer the server; on SIGTERM (no drain delay: the listener closes at once)
+    each either gets an answer (marked Connection: close, so it reconnects) or finds the port closed
+    (connection refused: its request was never sent). None has a request reset on a reused connection."""
+    import time
+
+    n_clients, warm_requests = 16, 3
+    data = photos["coffee"].read_bytes()
+    warmed = threading.Semaphore(0)
+    server = ServerProcess([str(tiny_bundle), "--name", "tiny"])
+
+    def hammer() -> dict:
+        seen = {"statuses": [], "closes": 0, "lost": [], "refused": False}
+        with httpx.Client(timeout=30) as client:
+            end = time.monotonic() + 90  # bounded even if the server never stops
+            while time.monotonic() < end:
+                try:
+                    r = client.post(f"{server.url}/v1/models/tiny:predict", content=data,
+                                    headers={"content-type": "image/jpeg"})
+                except httpx.ConnectError:
+                    seen["refused"] = True  # the listener is closed: nothing was sent
+                    break
+                except httpx.TransportError as exc:  # sent, and lost with the connection
+                    seen["lost"].append(repr(exc))
+                    continue
+                seen["statuses"].append(r.status_code)
+                seen["closes"] += r.headers.get("connection", "").lower() == "close"
+                if len(seen["statuses"]) == warm_requests:
+                    warmed.release()
+        return seen
+
+    try:
+        server.wait_ready()
+        with ThreadPoolExecutor(n_clients) as pool:
+            futures = [pool.submit(hammer) for _ in range(n_clients)]
+            for _ in range(n_clients):
+                assert warmed.acquire(timeout=60), "clients did not get going"
+            server.proc.send_signal(signal.SIGTERM)
+            clients = [f.result(timeout=120) for f in futures]
+        assert server.proc.wait(30) == 0
+    finally:
+        server.stop()
+    assert [c["lost"] for c in clients if c["lost"]] == []
+    assert all(c["refused"] for c in clients)
+    assert {s for c in clients for s in c["statuses"]} <= {200, 503}
+    assert sum(c["closes"] for c in clients) >= 1  # answers during the drain told clients to reconnect
+
+
+def test_client_embed(live_server, photos):
+    import numpy as np
+
+    with recog.Client(live_server.url) as client:
+        emb = client.embed(photos["chelsea"])
+        assert isinstance(emb, Embedding) and emb.source == str(photos["chelsea"]) and emb.dim > 0
+        assert np.linalg.norm(emb.vector) == pytest.approx(1.0, abs=1e-5)
+        local = recog.load(live_server_bundle(live_server)).embed(photos["chelsea"].read_bytes())
+        assert np.allclose(emb.vector, local, atol=1e-5)
+        assert client.embed(photos["chelsea"].read_bytes(), model="tiny").vector == emb.vector
+        with pytest.raises(errors.UnsupportedFormatError):
+            client.embed(b"plain text, not a picture")
 
 
 def test_client_predict_many_lists_a_file_over_the_body_cap(tmp_path):

@@ -140,3 +140,27 @@ def test_predict_cli_against_a_running_server(live_server, photos, tmp_path, cap
     assert [len(r["top"]) for r in rows if "top" in r] == [2, 2]
     assert any(r.get("error", {}).get("code") == "unsupported_format" for r in rows)
     assert "1 of 3 input(s) failed" in out.err
+
+
+def test_allowed_hosts_and_open_faces_settings(tmp_path):
+    s = load_settings(env={"RECOG_SERVE_ALLOWED_HOSTS": "recog.example.com, .corp.example"})
+    assert s.allowed_hosts == ("recog.example.com", ".corp.example") and s.allow_open_faces is False
+    assert s.warnings() == []
+    for bad in ("https://recog.example.com", "recog.example.com:8000", "a/b"):
+        with pytest.raises(ConfigError, match="allowed host"):
+            load_settings(env={}, allowed_hosts=(bad,))
+    s = load_settings(env={"RECOG_SERVE_ALLOW_OPEN_FACES": "true"}, allowed_hosts=("*",))
+    assert s.allow_open_faces is True
+    assert [w[:24] for w in s.warnings()] == ["face recognition is open", "the Host header check is"]
+    keys = tmp_path / "keys.txt"
+    add_key(keys, name="web")
+    assert load_settings(env={}, allow_open_faces=True, api_keys_file=keys).warnings() == []  # keys still apply
+
+
+def test_serve_passes_the_security_flags(tiny_bundle, monkeypatch):
+    seen = []
+    monkeypatch.setattr("recog.serve.server.serve", seen.append)
+    result = CliRunner().invoke(_app(), ["serve", str(tiny_bundle), "--allow-open-faces", "--allowed-host",
+                                         "recog.example.com", "--allowed-host", ".corp.example"])
+    assert result.exit_code == 0, result.output
+    assert seen[0].allow_open_faces is True and seen[0].allowed_hosts == ("recog.example.com", ".corp.example")

@@ -16,7 +16,9 @@ def register(app: typer.Typer) -> None:
         host: Optional[str] = typer.Option(None, help="Address to bind [default 127.0.0.1]; others need --api-keys."),
         port: Optional[int] = typer.Option(None, "--port", "-p", help="Port [default 8000]."),
         backend: Optional[str] = typer.Option(None, help="auto, torch, onnx, onnx-int8 ... [default auto]."),
-        api_keys: Optional[Path] = typer.Option(None, "--api-keys", help="Hashed API key file (recog api-key add)."),
+        api_keys: Optional[Path] = typer.Option(None, "--api-keys", help="Hashed API key file (recog api-key add). Without it the face routes are refused."),
+        allow_open_faces: Optional[bool] = typer.Option(None, "--allow-open-faces", help="Serve the face routes (biometric data) without API keys, on purpose; prints a warning."),
+        allowed_host: list[str] = typer.Option(None, "--allowed-host", help="Accept this Host name besides the bound address and loopback (repeatable; .example.com for subdomains)."),
         config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML/JSON settings file."),
         max_batch_size: Optional[int] = typer.Option(None, help="Images per inference batch; 1 turns batching off [8]."),
         max_delay_ms: Optional[float] = typer.Option(None, help="Most a batch waits to fill, in ms [5]."),
@@ -51,8 +53,9 @@ def register(app: typer.Typer) -> None:
             max_batch_size=max_batch_size, max_delay_ms=max_delay_ms, max_queue=max_queue,
             request_timeout_s=timeout, max_body_bytes=None if max_body_mb is None else int(max_body_mb * 1024 * 1024),
             max_pixels=max_pixels, threads=threads, cors_origins=tuple(cors_origin or ()),
-            drain_delay_s=drain_delay, access_log=access_log, faces_db=faces_db)
-        _check_bundles(settings)
+            drain_delay_s=drain_delay, access_log=access_log, faces_db=faces_db, allow_open_faces=allow_open_faces,
+            allowed_hosts=tuple(allowed_host or ()))
+        _check_bundles(settings)  # warnings (--allow-open-faces, ...) are logged at start, by the app
         typer.echo(f"serving {', '.join(settings.model_names)} at http://{settings.host}:{settings.port}/ "
                    f"(API: /v1/models, docs: /docs)", err=True)
         serve(settings)

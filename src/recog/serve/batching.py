@@ -17,6 +17,12 @@ or no admitted request is still preprocessing (nothing more is on the way, so
 waiting would only add latency). A lone request therefore never waits, while
 under load the queue fills during each inference and the next batch is full at
 once. ``max_batch_size=1`` turns batching off.
+
+One queue can feed several heads of the same model: ``run(..., infer=fn)``
+sends items to another callable (the service's ``:embed`` uses the model's
+embedder). Items share the queue, the admission limit and the one inference
+thread; a gathered batch is split by callable, in queue order, and each part
+is one call.
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ class _Item:
     x: np.ndarray
     future: asyncio.Future
     deadline: float | None
+    infer: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 @dataclass(eq=False)
@@ -183,17 +190,20 @@ class DynamicBatcher:
         if self.admission.admitted == 0 and self._idle is not None:
             self._idle.set()
 
-    async def run(self, ticket: Ticket, xs: Sequence[np.ndarray], *, deadline: float | None = None) -> list[np.ndarray]:
+    async def run(self, ticket: Ticket, xs: Sequence[np.ndarray], *, deadline: float | None = None,
+                  infer: Callable[[np.ndarray], np.ndarray] | None = None) -> list[np.ndarray]:
         """Queue ``xs`` (already admitted by ``ticket``) and wait for their output rows.
 
         Args:
             deadline: ``time.monotonic()`` after which the request is abandoned.
+            infer: run these items through this callable instead of the batcher's own
+                (another head of the same model); batched with items for the same callable.
 
         Raises:
             DeadlineExceededError: the deadline passed first; the items are dropped from the queue.
         """
         loop = asyncio.get_running_loop()
-        items = [_Item(x, loop.create_future(), deadline) for x in xs]
+        items = [_Item(x, loop.create_future(), deadline, infer) for x in xs]
         if self._queue is None:
             raise NotReadyError(f"model {self.name}: the batcher was not started.")
         for item in items:
@@ -252,26 +262,32 @@ class DynamicBatcher:
                         f"model {self.name}: the request passed its deadline in the queue."))
                     continue
                 live.append(item)
-            if not live:
-                continue
-            start = time.perf_counter()
-            try:
-                x = np.stack([i.x for i in live])
-                out = await loop.run_in_executor(self._executor, self.infer, x)
-            except RecogError as exc:
-                for item in live:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
-                continue
-            except Exception as exc:  # a model bug must fail its requests, not kill the worker
-                log.exception("model %s: inference failed on a batch of %d", self.name, len(live))
-                for item in live:
-                    if not item.future.done():
-                        item.future.set_exception(RuntimeError(f"inference failed: {exc}"))
-                continue
-            seconds = time.perf_counter() - start
-            self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * seconds
-            self.observer.batch(len(live), seconds)
-            for item, row in zip(live, out):
+            groups: dict[Callable, list[_Item]] = {}
+            for item in live:
+                groups.setdefault(item.infer or self.infer, []).append(item)
+            for infer, items in groups.items():
+                await self._run_batch(loop, infer, items)
+
+    async def _run_batch(self, loop: asyncio.AbstractEventLoop, infer: Callable[[np.ndarray], np.ndarray],
+                         items: list[_Item]) -> None:
+        start = time.perf_counter()
+        try:
+            x = np.stack([i.x for i in items])
+            out = await loop.run_in_executor(self._executor, infer, x)
+        except RecogError as exc:
+            for item in items:
                 if not item.future.done():
-                    item.future.set_result(row)
+                    item.future.set_exception(exc)
+            return
+        except Exception as exc:  # a model bug must fail its requests, not kill the worker
+            log.exception("model %s: inference failed on a batch of %d", self.name, len(items))
+            for item in items:
+                if not item.future.done():
+                    item.future.set_exception(RuntimeError(f"inference failed: {exc}"))
+            return
+        seconds = time.perf_counter() - start
+        self._batch_seconds = 0.8 * self._batch_seconds + 0.2 * seconds
+        self.observer.batch(len(items), seconds)
+        for item, row in zip(items, out):
+            if not item.future.done():
+                item.future.set_result(row)

@@ -2,6 +2,10 @@
 
 - :func:`state_of`: the app's :class:`~recog.serve.app.ServiceState`.
 - :func:`require_key`, :func:`require_admin_key`: API key checks (see :mod:`recog.serve.auth`).
+- :func:`require_faces_key`, :func:`require_write_key`: biometric and write routes: a key even
+  on loopback; without a key file they are refused (403), faces unless ``allow_open_faces``.
+  A new router whose routes change stored state (an index, a gallery) puts
+  ``Depends(require_write_key)`` in its ``dependencies``.
 - :func:`request_deadline`: when the request must be answered: the server's
   ``request_timeout_s`` from its arrival, or less when the client sends
   ``X-Request-Timeout: SECONDS`` (a tighter budget; never more than the server's).
@@ -28,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator
 
 from fastapi import Request
 
-from recog.errors import BadRequestError, DeadlineExceededError, OverloadedError
+from recog.errors import BadRequestError, DeadlineExceededError, ForbiddenError, OverloadedError
 from recog.serve.auth import presented_key, require_admin
 
 if TYPE_CHECKING:
@@ -49,6 +53,30 @@ def require_key(request: Request) -> None:
     keys = state_of(request).keys
     if keys is not None:
         keys.check(presented_key(request.headers))
+
+
+def _require_key_always(request: Request, what: str, *, open_flag: str | None = None) -> None:
+    st = state_of(request)
+    if st.keys is not None:
+        st.keys.check(presented_key(request.headers))
+        return
+    if open_flag is not None and getattr(st.settings, open_flag):
+        return
+    hint = "start the service with --api-keys FILE (make a key with `recog api-key add FILE --name NAME`)"
+    if open_flag is not None:
+        hint += f", or with --{open_flag.replace('_', '-')} to open them on purpose on a single-user machine"
+    raise ForbiddenError(f"{what} need an API key, and this service runs without keys.", hint=hint)
+
+
+def require_faces_key(request: Request) -> None:
+    """Dependency of the face routes (biometric data): a valid key; with no key file, 403 unless
+    the operator passed ``--allow-open-faces``."""
+    _require_key_always(request, "the face recognition routes (biometric data)", open_flag="allow_open_faces")
+
+
+def require_write_key(request: Request) -> None:
+    """Dependency of routes that change stored state: a valid key; with no key file, 403."""
+    _require_key_always(request, "routes that change stored data")
 
 
 def require_admin_key(request: Request) -> None:

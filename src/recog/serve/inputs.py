@@ -16,11 +16,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
 
 from recog.errors import BadRequestError, ImageError, PayloadTooLargeError, UrlNotAllowedError
 from recog.io import sniff_format
 from recog.serve.settings import Settings
+
+if TYPE_CHECKING:
+    from recog.serve.decoding import DecodePool
 
 #: Cap on a multipart text field (top_k, ...): text fields are never large.
 MAX_FIELD_BYTES = 64 * 1024
@@ -60,20 +65,57 @@ def named_image_error(exc: ImageError, label: str | None) -> ImageError:
     return type(exc)(f"{label}: {message}" if label else message, hint=exc.hint)
 
 
+def upload_label(i: int, uploads: list[Upload]) -> str | None:
+    """How an error names upload ``i``: its file name, or "image 2 of 3 (b.jpg)" in a batch."""
+    up = uploads[i]
+    if len(uploads) == 1:
+        return up.name
+    return f"image {i + 1} of {len(uploads)}" + (f" ({up.name})" if up.name else "")
+
+
+async def decode_uploads(decoder: "DecodePool", uploads: list[Upload], fn: Callable[..., Any], *args: Any) -> list:
+    """``fn(upload.data, *args)`` for every upload in the decode processes; an image error names its upload.
+
+    Cancelling this (the request's deadline) stops the decodes still running.
+
+    Raises:
+        ImageError: the first upload that failed, named (``image 2 of 3 (b.jpg): ...``).
+    """
+    results = await decoder.run_each(fn, [u.data for u in uploads], *args)
+    for i, res in enumerate(results):
+        if isinstance(res, ImageError):
+            raise named_image_error(res, upload_label(i, uploads)) from res
+        if isinstance(res, BaseException):
+            raise res
+    return results
+
+
+def _shown(value: object, limit: int = 40) -> str:
+    """``repr(value)`` cut to ``limit`` characters: a 4,000-digit number is not echoed back whole."""
+    if isinstance(value, int) and value.bit_length() > 3 * limit:  # repr() of a huge int is slow, or refused
+        return f"a number of about {int(value.bit_length() * 0.30103) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _parse_top_k(value: object) -> int | None:
     if value is None or value == "":
         return None
-    if isinstance(value, bool):
-        raise BadRequestError(f"top_k must be a whole number, got {value!r}.")
-    try:
-        k = int(value)  # type: ignore[arg-type]
-        if isinstance(value, float) and not value.is_integer():
-            raise ValueError
-    except (TypeError, ValueError):
-        raise BadRequestError(f"top_k must be a whole number, got {value!r}.") from None
-    if not 1 <= k <= 1000:
-        raise BadRequestError(f"top_k must be between 1 and 1000, got {k}.")
-    return k
+    bad = BadRequestError(f"top_k must be a whole number between 1 and 1000, got {_shown(value)}.")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise bad
+    if isinstance(value, str):
+        text = value.strip()
+        if not (text.isdigit() and len(text) <= 6):  # digits only, and never a 5,000-digit int() call
+            raise bad
+        value = int(text)
+    if isinstance(value, float):
+        if not (math.isfinite(value) and value.is_integer()):  # 1e400 is inf; int(inf) would overflow
+            raise bad
+        value = int(value)
+    if not 1 <= value <= 1000:
+        raise bad
+    return value
 
 
 def _too_many(n: int, settings: Settings) -> BadRequestError:
@@ -140,12 +182,44 @@ def _decode_b64(value: object, index: int) -> bytes:
                               hint="encode the file bytes with standard base64 (RFC 4648)") from None
 
 
-async def read_json(request, settings: Settings) -> tuple[list[Upload], int | None]:
-    body = await request.body()
+def parse_json(body: bytes) -> Any:
+    """JSON from an untrusted body; every way it can fail is a 400, never a 500.
+
+    ``json.loads`` raises more than ``JSONDecodeError``: RecursionError on deep
+    nesting (``[[[[...`` 100,000 levels), ValueError on an integer of more than
+    4,300 digits, UnicodeDecodeError on bytes that are not UTF-8.
+
+    Raises:
+        BadRequestError: the body is not JSON this service can read.
+    """
     try:
-        doc = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return json.loads(body)
+    except RecursionError:
+        raise BadRequestError("the JSON body is nested too deeply.",
+                              hint="send a flat object such as {\"images\": [\"<base64>\"]}") from None
+    except json.JSONDecodeError as exc:
         raise BadRequestError(f"the JSON body cannot be parsed ({exc}).") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # e.g. an integer too long to convert
+        raise BadRequestError(f"the JSON body cannot be read ({str(exc)[:160]}).") from None
+
+
+async def read_json_object(request) -> dict[str, Any]:
+    """The request's body as a JSON object (routes that take JSON settings, not images).
+
+    Read by the route itself, after its dependencies: API keys are checked
+    before a byte of the body is parsed.
+
+    Raises:
+        BadRequestError: not JSON, or not an object.
+    """
+    doc = parse_json(await request.body())
+    if not isinstance(doc, dict):
+        raise BadRequestError(f"expected a JSON object, got {type(doc).__name__}.")
+    return doc
+
+
+async def read_json(request, settings: Settings) -> tuple[list[Upload], int | None]:
+    doc = parse_json(await request.body())
     if not isinstance(doc, dict):
         raise BadRequestError('expected a JSON object like {"images": ["<base64>"]}.')
     unknown = set(doc) - {"image", "images", "top_k"}

@@ -28,17 +28,47 @@ log = logging.getLogger("recog.serve")
 
 @dataclass(eq=False)
 class ServedModel:
-    """One loaded model behind its batcher."""
+    """One loaded model behind its batcher.
+
+    ``:embed`` requests go through the same batcher (its queue, admission limit and
+    inference thread) to the model's embedder: :meth:`Predictor.embedder`, the same
+    weights under the ``embed`` task, built and warmed by the first ``:embed`` call,
+    so a service that never embeds never holds a second copy of the model.
+    """
 
     spec: ModelSpec
     predictor: Any  # recog.runtime.predictor.Predictor (imported lazily: it pulls in numpy/PIL/torch)
     batcher: DynamicBatcher
     version: str
     loaded_at: float = field(default_factory=time.time)
+    _embedder: Any = None
+    _embedder_task: asyncio.Task | None = None
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    async def embedder(self) -> Any:
+        """The embedder predictor; the first call builds it in a thread (later calls wait for that one build).
+
+        A caller that gives up (deadline) does not stop the build: the next request finds it done.
+        """
+        if self._embedder is not None:
+            return self._embedder
+        if self._embedder_task is None:
+            task = asyncio.create_task(asyncio.to_thread(build_embedder, self.predictor))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved even if nobody waits
+            self._embedder_task = task
+        task = self._embedder_task
+        try:
+            self._embedder = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            if self._embedder_task is task:
+                self._embedder_task = None  # the next request tries again
+            raise
+        return self._embedder
 
     def describe(self, *, default: bool = False) -> dict[str, Any]:
         """Metadata for ``GET /v1/models``; the bundle path is not disclosed."""
@@ -81,6 +111,14 @@ def load_predictor(spec: ModelSpec, settings: Settings):
     for _ in range(2):
         predictor.infer(x[None])
     return predictor
+
+
+def build_embedder(predictor: Any) -> Any:
+    """``predictor.embedder()``, warmed like the predictor (blocking; run it in a thread)."""
+    embedder = predictor.embedder()
+    x = embedder.preprocess(_warm_image(embedder.info.preprocessing.size))
+    embedder.infer(x[None])
+    return embedder
 
 
 class ModelPool:

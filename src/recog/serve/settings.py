@@ -36,6 +36,9 @@ MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 ENV_PREFIX = "RECOG_SERVE_"
 
+#: An ``allowed_hosts`` entry: a host name (a leading dot for its subdomains) or a bracketed IPv6 address.
+_HOST_NAME_RE = re.compile(r"\.?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]")
+
 #: What :func:`load_settings` layers under the flags: (environment, config file values); (None, None) is
 #: os.environ and no file, which is what a plain ``Settings()`` reads.
 _LAYERS: ContextVar[tuple[Mapping[str, str] | None, dict[str, Any] | None]] = ContextVar(
@@ -63,7 +66,14 @@ class Settings(BaseSettings):
         models: the served models, in order; the first is the default.
         host, port: where uvicorn binds. Anything but a loopback address needs ``api_keys_file``.
         api_keys_file: hashed API keys (``recog api-key add FILE``); when set, every ``/v1``
-            call needs a key, and admin calls (reload) need an admin key.
+            call needs a key, and admin calls (reload) need an admin key. Without it the
+            face routes (biometric data) and other write routes are refused (403).
+        allow_open_faces: serve the face routes without API keys (no key file): on purpose
+            only, for a single-user machine; the service logs a warning at start.
+        allowed_hosts: host names (``Host`` header) accepted besides the bound address and
+            loopback (``localhost``, 127.0.0.1, ::1), e.g. the name a reverse proxy forwards;
+            a leading dot allows subdomains (``.example.com``). Refusing other names stops DNS
+            rebinding. ``*`` turns the check off (behind a proxy that already checks it).
         backend: backend for models that do not name one.
         threads: torch intra-op threads per model (None: torch's default).
         max_body_bytes: request body cap, enforced while the body streams in (413 above it).
@@ -73,8 +83,11 @@ class Settings(BaseSettings):
         max_queue: images admitted per model (queued or running), and for the face routes;
             beyond it 429 + Retry-After.
         request_timeout_s: deadline of one call (504 past it, its queue slots freed).
-        preprocess_workers: threads that decode and preprocess images off the event loop.
-        cors_origins: allowed CORS origins; empty (the default) turns CORS off.
+        preprocess_workers: worker processes that decode and preprocess untrusted images
+            (killed and replaced when a request's deadline passes; see
+            :mod:`recog.serve.decoding`), and threads for face analysis.
+        cors_origins: allowed CORS origins; empty (the default) turns CORS off. Browser
+            writes (POST, DELETE) are accepted only from these origins and the service's own.
         drain_delay_s: on SIGTERM, how long readiness reports 503 while still serving
             before the listener closes (give load balancers time to notice).
         shutdown_timeout_s: how long in-flight requests may take to finish after that.
@@ -89,6 +102,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     api_keys_file: Path | None = None
+    allow_open_faces: bool = False
+    allowed_hosts: tuple[str, ...] = ()
     backend: str = "auto"
     threads: int | None = None
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024, le=1 << 31)
@@ -136,12 +151,21 @@ class Settings(BaseSettings):
             data = {**data, "models": models}
         return data
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "allowed_hosts", mode="before")
     @classmethod
-    def _split_origins(cls, value: Any) -> Any:
+    def _split_lists(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(v.strip() for v in value.split(",") if v.strip())
         return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for host in value:
+            if host != "*" and not _HOST_NAME_RE.fullmatch(host):
+                raise ConfigError(f"allowed host {host!r} is not a host name (no scheme, port or path).",
+                                  hint="e.g. --allowed-host recog.example.com, or .example.com for subdomains")
+        return tuple(h.lower() for h in value)
 
     @model_validator(mode="after")
     def _safe(self) -> "Settings":
@@ -168,9 +192,21 @@ class Settings(BaseSettings):
     def model_names(self) -> list[str]:
         return [m.name for m in self.models]
 
+    def warnings(self) -> list[str]:
+        """What an operator must know at start: protections turned off on purpose."""
+        out = []
+        if self.allow_open_faces and self.api_keys_file is None:
+            out.append("face recognition is open: /v1/faces and /v1/collections (biometric data: enroll, "
+                       "identify, delete) answer any caller on this machine without an API key "
+                       "(--allow-open-faces). Use --api-keys FILE unless this machine has one user.")
+        if "*" in self.allowed_hosts:
+            out.append("the Host header check is off (--allowed-host '*'): only do this behind a proxy that "
+                       "checks it, or pages on other sites can reach the service through DNS rebinding.")
+        return out
+
 
 #: Fields whose environment value is a comma-separated list.
-_COMMA_LISTS = ("models", "cors_origins")
+_COMMA_LISTS = ("models", "cors_origins", "allowed_hosts")
 
 
 def _suggest(key: str) -> str:
@@ -290,8 +326,8 @@ def load_settings(*, config_file: str | Path | None = None, env: Mapping[str, st
                   **overrides: Any) -> Settings:
     """Resolve settings: defaults < config file < environment (``env``, default ``os.environ``) < ``overrides``.
 
-    ``overrides`` are the flags: those whose value is None (or an empty ``models``
-    / ``cors_origins``) are ignored, so CLI options can pass through unset.
+    ``overrides`` are the flags: those whose value is None (or an empty ``models``,
+    ``cors_origins`` or ``allowed_hosts``) are ignored, so CLI options can pass through unset.
     ``models`` may be a mapping ``{name: path}``.
 
     Raises:
@@ -301,7 +337,7 @@ def load_settings(*, config_file: str | Path | None = None, env: Mapping[str, st
     for key, value in overrides.items():
         if key not in Settings.model_fields:
             raise ConfigError(f"unknown setting {key!r}; {_suggest(key)}")
-        if value is None or (key in ("models", "cors_origins") and not value):
+        if value is None or (key in _COMMA_LISTS and not value):
             continue
         flags[key] = parse_models(value) if key == "models" else value
     file_values = read_config_file(config_file) if config_file is not None else None

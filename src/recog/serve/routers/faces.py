@@ -1,12 +1,16 @@
 """Face routes: detect, verify, and collections (enroll, identify, list, delete, export, import).
 
-Included by :func:`recog.serve.app.create_app` behind the same API keys; the
+Face data is biometric: every route here needs an API key, even on loopback
+(:func:`recog.serve.deps.require_faces_key`); without a key file they answer
+403 unless the operator started the service with ``--allow-open-faces``. The
 body cap is the app's edge middleware, images are read by
 :func:`recog.serve.inputs.read_images` (multipart, raw bytes or base64 JSON,
-never URLs) and decoded by :func:`recog.io.load_image` under the service's
-``max_pixels``. Work runs on the app's executor, under the request deadline
-(504) and the service's admission policy: at most ``max_queue`` images in
-progress (429, see :class:`recog.serve.deps.Admission`).
+never URLs) and first decoded once in the service's decode processes
+(:mod:`recog.serve.decoding`, killed at the deadline), then analysed on the
+app's executor by :func:`recog.io.load_image` and dlib under the service's
+``max_pixels``, under the request deadline (504) and the service's admission
+policy: at most ``max_queue`` images in progress (429, see
+:class:`recog.serve.deps.Admission`). JSON bodies are read after the key check.
 
 Routes (all under ``/v1``; query parameters shown after ``?``)::
 
@@ -34,22 +38,24 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from recog.errors import BadRequestError, ImageError, NotReadyError
 from recog.faces.dlib_models import DEFAULT_THRESHOLD
 from recog.faces.types import EnrollReport, SkippedImage
-from recog.serve.deps import Admission, Deadline, request_deadline, require_admin_key, require_key, state_of
-from recog.serve.inputs import IMAGES_BODY, Upload, named_image_error, read_images
+from recog.serve.decoding import DecodePool, check_image
+from recog.serve.deps import Admission, Deadline, request_deadline, require_admin_key, require_faces_key, state_of
+from recog.serve.inputs import (IMAGES_BODY, Upload, decode_uploads, named_image_error, read_images,
+                                read_json_object)
 from recog.serve.problems import problem_responses
 from recog.serve.settings import Settings
 
 if TYPE_CHECKING:
     from recog.faces.recognizer import FaceRecognizer
 
-router = APIRouter(prefix="/v1", tags=["faces"], dependencies=[Depends(require_key)],
-                   responses=problem_responses(400, 401, 404, 409, 413, 415, 422, 429, 503, 504))
+router = APIRouter(prefix="/v1", tags=["faces"], dependencies=[Depends(require_faces_key)],
+                   responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 429, 503, 504))
 
 CollectionName = Path(..., description="collection name")
 PersonName = Path(..., description="person name (URL-encoded)")
@@ -57,16 +63,25 @@ PersonName = Path(..., description="person name (URL-encoded)")
 
 @dataclass(eq=False)
 class FacesService:
-    """The face recognizer of one app, the executor its work runs on, and its admission queue."""
+    """The face recognizer of one app, the executor its work runs on, its admission queue, the decoders."""
 
     settings: Settings
     recognizer: "FaceRecognizer"
     executor: Executor | None
     admission: Admission
+    decoder: DecodePool | None = None
 
-    async def run(self, deadline: Deadline, n_images: int, fn: Callable[[], Any]) -> Any:
-        """Run the blocking ``fn`` on the executor, ``n_images`` admitted, until the deadline."""
+    async def run(self, deadline: Deadline, n_images: int, fn: Callable[[], Any],
+                  uploads: list[Upload] = ()) -> Any:
+        """Run the blocking ``fn`` on the executor, ``n_images`` admitted, until the deadline.
+
+        ``uploads`` are first decoded once in the decode processes, where a decode that
+        outlives the deadline is stopped; a bad image fails here, named by its upload.
+        """
         with self.admission.slots(n_images):
+            if uploads and self.decoder is not None:
+                await deadline.wait(decode_uploads(self.decoder, list(uploads), check_image, self.settings.max_pixels),
+                                    "while decoding images", hint="send smaller images")
             return await deadline.run(self.executor, fn, "in face analysis",
                                       hint="send smaller images or lower upsample")
 
@@ -74,7 +89,7 @@ class FacesService:
         self.recognizer.close()
 
 
-def open_faces(settings: Settings, executor: Executor | None) -> FacesService:
+def open_faces(settings: Settings, executor: Executor | None, decoder: DecodePool | None = None) -> FacesService:
     """Open the face store (blocking: SQLite); the dlib models load when first used.
 
     Raises:
@@ -84,7 +99,7 @@ def open_faces(settings: Settings, executor: Executor | None) -> FacesService:
     from recog.faces.recognizer import FaceRecognizer
 
     recognizer = FaceRecognizer(settings.faces_db, analyzer=FaceAnalyzer(max_pixels=settings.max_pixels))
-    return FacesService(settings, recognizer, executor, Admission("face recognition", settings.max_queue))
+    return FacesService(settings, recognizer, executor, Admission("face recognition", settings.max_queue), decoder)
 
 
 def faces_of(request: Request) -> FacesService:
@@ -131,7 +146,7 @@ async def detect(request: Request, fs: FacesService = Depends(faces_of),
     analyzer = fs.recognizer.analyzer
     one = _named(lambda up: analyzer.detect(up.data, detector=detector, upsample=upsample,
                                             min_face_size=min_size, max_faces=max_faces))
-    results = await fs.run(deadline, len(uploads), lambda: [one(up) for up in uploads])
+    results = await fs.run(deadline, len(uploads), lambda: [one(up) for up in uploads], uploads)
     return {"results": [dict(r.to_dict(), **({"source": up.name} if up.name else {}))
                         for r, up in zip(results, uploads)]}
 
@@ -157,7 +172,7 @@ async def verify(request: Request, fs: FacesService = Depends(faces_of),
         except ImageError as exc:
             raise named_image_error(exc, "image 1 or 2") from exc
 
-    return (await fs.run(deadline, 2, work)).to_dict()
+    return (await fs.run(deadline, 2, work, uploads)).to_dict()
 
 
 # --------------------------------------------------------------------------- collections
@@ -168,16 +183,26 @@ async def list_collections(fs: FacesService = Depends(faces_of)) -> dict[str, An
     return {"collections": [c.to_dict() for c in fs.recognizer.collections()]}
 
 
-@router.post("/collections", summary="Create a face collection", status_code=201)
-async def create_collection(fs: FacesService = Depends(faces_of),
-                            body: dict[str, Any] = Body(..., examples=[{"name": "office", "threshold": 0.6,
-                                                                        "store_images": False}])) -> dict[str, Any]:
+_JSON_OBJECT = {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+_NEW_COLLECTION = {"required": True, "content": {"application/json": {
+    "schema": {"type": "object", "required": ["name"], "properties": {
+        "name": {"type": "string"}, "threshold": {"type": "number", "exclusiveMinimum": 0, "maximum": 4},
+        "store_images": {"type": "boolean"}}},
+    "example": {"name": "office", "threshold": 0.6, "store_images": False}}}}
+
+
+@router.post("/collections", summary="Create a face collection", status_code=201,
+             openapi_extra={"requestBody": _NEW_COLLECTION})
+async def create_collection(request: Request, fs: FacesService = Depends(faces_of)) -> dict[str, Any]:
+    body = await read_json_object(request)
     unknown = set(body) - {"name", "threshold", "store_images"}
     if unknown or "name" not in body:
-        raise BadRequestError(f"expected JSON keys name and optionally threshold, store_images; got {sorted(body)}.")
+        raise BadRequestError(f"expected JSON keys name and optionally threshold, store_images; "
+                              f"got {sorted(body)[:10]}.")
     threshold = body.get("threshold", DEFAULT_THRESHOLD)
-    if not isinstance(threshold, (int, float)) or isinstance(threshold, bool):
-        raise BadRequestError(f"threshold must be a number, got {threshold!r}.")
+    if (not isinstance(threshold, (int, float)) or isinstance(threshold, bool)
+            or not 0 < float(threshold) <= 4):  # 1e400 parses as inf
+        raise BadRequestError(f"threshold must be a number in (0, 4], got {str(threshold)[:40]}.")
     if not isinstance(body.get("store_images", False), bool):
         raise BadRequestError("store_images must be true or false.")
     info = fs.recognizer.create_collection(str(body["name"]), threshold=float(threshold),
@@ -209,7 +234,7 @@ async def enroll(request: Request, fs: FacesService = Depends(faces_of),
             return EnrollReport(name, (done,), ())
         return fr.enroll_many([(person, up.data) for up in uploads], collection=name, create=create)
 
-    report = await fs.run(deadline, len(uploads), work)
+    report = await fs.run(deadline, len(uploads), work, uploads)
     doc = report.to_dict()
     for item, up in zip(doc["skipped"], uploads):
         item["source"] = up.name or item["source"]
@@ -249,7 +274,7 @@ async def identify(request: Request, fs: FacesService = Depends(faces_of),
     k = top_k or body_top_k or 1
     one = _named(lambda up: fr.identify(up.data, collection=name, top_k=k, threshold=threshold,
                                         max_faces=max_faces))
-    result = await fs.run(deadline, 1, lambda: one(uploads[0]))
+    result = await fs.run(deadline, 1, lambda: one(uploads[0]), uploads)
     return result.to_dict()
 
 
@@ -260,9 +285,10 @@ async def export_collection(fs: FacesService = Depends(faces_of), name: str = Co
 
 
 @router.post("/collections:import", summary="Import an exported collection (admin key)", status_code=201,
-             dependencies=[Depends(require_admin_key)])
-async def import_collection(fs: FacesService = Depends(faces_of), body: dict[str, Any] = Body(...),
+             dependencies=[Depends(require_admin_key)], openapi_extra={"requestBody": _JSON_OBJECT})
+async def import_collection(request: Request, fs: FacesService = Depends(faces_of),
                             name: str | None = Query(None, description="import under this name")) -> dict[str, Any]:
+    body = await read_json_object(request)
     return fs.recognizer.import_collection(body, name=name).to_dict()
 
 

@@ -1,17 +1,25 @@
-"""``/v1/models``: list the served models, describe one, classify images, reload a bundle (admin key)."""
+"""``/v1/models``: list the served models, describe one, classify or embed images, reload a bundle (admin key).
+
+``:predict`` and ``:embed`` read images the same way (:func:`recog.serve.inputs.read_images`),
+decode them in the service's decode processes (:mod:`recog.serve.decoding`: a decode that
+outlives the request's deadline is killed), and run them through the model's one batcher
+(:class:`recog.serve.batching.DynamicBatcher`: same queue, admission limit and deadline).
+``:embed`` works for every served bundle: a classifier embeds with its own weights
+(:meth:`recog.runtime.predictor.Predictor.embedder`).
+"""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
-from recog.errors import ImageError
+from recog.errors import BadRequestError
+from recog.serve.decoding import preprocess_image
 from recog.serve.deps import Deadline, request_deadline, require_admin_key, require_key, state_of
-from recog.serve.inputs import IMAGES_BODY, Upload, named_image_error, read_images
+from recog.serve.inputs import IMAGES_BODY, decode_uploads, read_images
 from recog.serve.problems import problem_responses
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_key)],
@@ -32,20 +40,33 @@ async def get_model(request: Request, name: str = ModelName) -> dict[str, Any]:
     return pool.get(name).describe(default=(name == pool.default_name))
 
 
-async def _preprocess_all(served, uploads: list[Upload], executor) -> list[np.ndarray]:
-    """Decode and preprocess every upload off the event loop; an image error names its upload."""
-    loop = asyncio.get_running_loop()
-    futures = [loop.run_in_executor(executor, served.predictor.preprocess, u.data) for u in uploads]
-    results = await asyncio.gather(*futures, return_exceptions=True)
-    for i, (res, up) in enumerate(zip(results, uploads)):
-        if isinstance(res, ImageError):
-            label = up.name
-            if len(uploads) > 1:
-                label = f"image {i + 1} of {len(uploads)}" + (f" ({up.name})" if up.name else "")
-            raise named_image_error(res, label) from res
-        if isinstance(res, BaseException):
-            raise res
-    return results  # type: ignore[return-value]
+async def _run_model(request: Request, name: str, deadline: Deadline, head: str):
+    """Read, admit, decode and batch the request's images for ``head`` ("predict" or "embed").
+
+    Returns (served model, the predictor whose ``postprocess`` reads the rows, uploads, rows, top_k from the body).
+    """
+    st = state_of(request)
+    # While draining (SIGTERM) requests are still served: readiness tells balancers to stop sending.
+    st.pool.get(name)  # 404 before reading the body
+    uploads, body_top_k = await read_images(request, st.settings)
+    if head == "embed" and body_top_k is not None:
+        raise BadRequestError("top_k has no meaning for embeddings.")
+    served = st.pool.get(name)  # the model current now; the ticket pins it for this request
+    with served.batcher.admit(len(uploads)) as ticket:
+        try:
+            if head == "embed":
+                model = await deadline.wait(served.embedder(), "while loading the model's embedder")
+                infer = model.infer
+            else:
+                model, infer = served.predictor, None
+            prep = model.manifest.preprocessing
+            xs = await deadline.wait(decode_uploads(st.decoder, uploads, preprocess_image, prep, st.settings.max_pixels),
+                                     "while decoding images", hint="send smaller images")
+        except BaseException:
+            served.batcher.abandon(ticket, ticket.preparing)
+            raise
+        rows = await served.batcher.run(ticket, xs, deadline=deadline.at, infer=infer)
+    return served, model, uploads, rows, body_top_k
 
 
 @router.post("/models/{name}:predict", summary="Classify one or several images",
@@ -53,22 +74,23 @@ async def _preprocess_all(served, uploads: list[Upload], executor) -> list[np.nd
 async def predict(request: Request, name: str = ModelName, deadline: Deadline = Depends(request_deadline),
                   top_k: int | None = Query(None, ge=1, le=1000, description="labels per image (default 5)")
                   ) -> JSONResponse:
-    st = state_of(request)
-    # While draining (SIGTERM) requests are still served: readiness tells balancers to stop sending.
-    st.pool.get(name)  # 404 before reading the body
-    uploads, body_top_k = await read_images(request, st.settings)
+    served, model, uploads, rows, body_top_k = await _run_model(request, name, deadline, "predict")
     k = top_k or body_top_k or 5
-    served = st.pool.get(name)  # the model current now; the ticket pins it for this request
-    with served.batcher.admit(len(uploads)) as ticket:
-        try:
-            xs = await deadline.wait(_preprocess_all(served, uploads, st.executor), "while decoding images")
-        except BaseException:
-            served.batcher.abandon(ticket, ticket.preparing)
-            raise
-        rows = await served.batcher.run(ticket, xs, deadline=deadline.at)
-    results = served.predictor.postprocess(np.stack(rows), top_k=k, sources=[u.name for u in uploads])
+    results = model.postprocess(np.stack(rows), top_k=k, sources=[u.name for u in uploads])
     return JSONResponse({"model": name, "version": served.version,
                          "predictions": [r.to_dict() for r in results]})
+
+
+@router.post("/models/{name}:embed", summary="L2-normalised embeddings of one or several images",
+             openapi_extra={"requestBody": IMAGES_BODY})
+async def embed(request: Request, name: str = ModelName, deadline: Deadline = Depends(request_deadline)
+                ) -> JSONResponse:
+    """Answers ``{"model", "version", "embeddings": [{"embedding": [...], "dim", "source"}]}``; cosine
+    similarity of two images is the dot product of their embeddings."""
+    served, model, uploads, rows, _ = await _run_model(request, name, deadline, "embed")
+    results = model.postprocess(np.stack(rows), sources=[u.name for u in uploads])
+    return JSONResponse({"model": name, "version": served.version,
+                         "embeddings": [r.to_dict() for r in results]})
 
 
 @router.post("/models/{name}:reload", summary="Reload a model from its bundle (admin key)",
