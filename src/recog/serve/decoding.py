@@ -111,6 +111,16 @@ class _WorkerDied(Exception):
     pass
 
 
+def _rebuild(cls: type[RecogError], message: str, hint: str | None) -> RecogError:
+    """The library error a worker raised, rebuilt in the parent (classes travel by reference)."""
+    try:
+        return cls(message, hint=hint)
+    except TypeError:  # a subclass with other required arguments: same class, same text
+        exc = cls.__new__(cls)
+        RecogError.__init__(exc, message, hint=hint)
+        return exc
+
+
 class _Worker:
     def __init__(self, ctx, name: str) -> None:
         self.conn, child = ctx.Pipe(duplex=True)
@@ -165,6 +175,7 @@ class DecodePool:
         self.name = name
         self._ctx = None
         self._idle: asyncio.Queue[_Worker] | None = None
+        self._live: set[_Worker] = set()   # started and not killed: idle or busy
         self._busy: set[_Worker] = set()
         self._missing = 0        # workers that could not be started; retried at the next job
         self._count = 0
@@ -187,19 +198,17 @@ class DecodePool:
     async def close(self, timeout: float = 5.0) -> None:
         """Stop idle workers, kill busy ones; later jobs get :class:`NotReadyError`."""
         self._closed = True
-        idle = []
-        while self._idle is not None and not self._idle.empty():
-            idle.append(self._idle.get_nowait())
         for w in list(self._busy):
             w.kill()
+        idle = [w for w in self._live if w not in self._busy]
+        self._live.clear()
         await asyncio.to_thread(lambda: [w.stop(timeout) for w in idle])
         self._io.shutdown(wait=False, cancel_futures=True)
 
     @property
     def pids(self) -> list[int]:
         """Process ids of the live workers (idle and busy)."""
-        idle = list(self._idle._queue) if self._idle is not None else []  # type: ignore[attr-defined]
-        return [w.pid for w in [*idle, *self._busy] if w.pid is not None]
+        return [w.pid for w in self._live if w.pid is not None]
 
     # ------------------------------------------------------------------ jobs
 
@@ -226,6 +235,7 @@ class DecodePool:
         self._busy.discard(worker)
         if self._closed:
             worker.kill()
+            self._live.discard(worker)
         else:
             self._idle.put_nowait(worker)  # type: ignore[union-attr]
         kind = reply[0]
@@ -233,7 +243,7 @@ class DecodePool:
             return reply[1]
         if kind == "recog":
             _, cls, message, hint = reply
-            raise cls(message, hint=hint)
+            raise _rebuild(cls, message, hint)
         log.error("decode job %s failed: %s", getattr(fn, "__name__", fn), reply[1])
         raise RuntimeError(reply[1])
 
@@ -254,11 +264,14 @@ class DecodePool:
 
     def _new_worker(self) -> _Worker:
         self._count += 1
-        return _Worker(self._ctx, f"{self.name}-{self._count}")
+        worker = _Worker(self._ctx, f"{self.name}-{self._count}")
+        self._live.add(worker)
+        return worker
 
     def _replace(self, worker: _Worker, why: str) -> None:
         """Kill ``worker`` (its thread returns once the pipe closes) and put a fresh one in its place."""
         self._busy.discard(worker)
+        self._live.discard(worker)
         worker.kill()
         self.replaced += 1
         log.warning("decode worker %s %s; replacing it", worker.pid, "was stopped at the deadline"

@@ -59,9 +59,9 @@ async def _run_model(request: Request, name: str, deadline: Deadline, head: str)
                 infer = model.infer
             else:
                 model, infer = served.predictor, None
-            prep = model.manifest.preprocessing
-            xs = await deadline.wait(decode_uploads(st.decoder, uploads, preprocess_image, prep, st.settings.max_pixels),
-                                     "while decoding images", hint="send smaller images")
+            decoding = decode_uploads(st.decoder, uploads, preprocess_image, model.manifest.preprocessing,
+                                      st.settings.max_pixels)
+            xs = await deadline.wait(decoding, "while decoding images", hint="send smaller images")
         except BaseException:
             served.batcher.abandon(ticket, ticket.preparing)
             raise
