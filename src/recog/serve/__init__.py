@@ -7,10 +7,12 @@ Example:
 Pieces: :mod:`~recog.serve.settings` (configuration), :mod:`~recog.serve.app`
 (``create_app``, the lifespan), :mod:`~recog.serve.deps` (state, API keys,
 deadline, admission), :mod:`~recog.serve.routers` (one per domain: models,
-faces, ops, web), :mod:`~recog.serve.pool` (loaded models, hot reload),
+faces, ops, docs, web), :mod:`~recog.serve.pool` (loaded models, hot reload),
 :mod:`~recog.serve.batching`, :mod:`~recog.serve.inputs` (request bodies),
+:mod:`~recog.serve.decoding` (untrusted decodes in processes a deadline can stop),
+:mod:`~recog.serve.guard` (Host and Origin checks, draining),
 :mod:`~recog.serve.auth`, :mod:`~recog.serve.metrics`, :mod:`~recog.serve.problems`
-(errors → problem+json), :mod:`~recog.serve.server` (uvicorn, graceful drain).
+(errors → problem+json, server paths redacted), :mod:`~recog.serve.server` (uvicorn, graceful drain).
 """
 
 from __future__ import annotations
