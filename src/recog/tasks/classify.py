@@ -10,6 +10,7 @@ epoch a softmax temperature is fitted on the validation logits and saved as
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -100,6 +101,47 @@ class Classify(Task):
     def forward(self, model: "torch.nn.Module", x: "torch.Tensor") -> "torch.Tensor":
         out = model(pixel_values=x) if _is_transformers(model) else model(x)
         return out.logits if hasattr(out, "logits") else out
+
+    def target_layer(self, model: "torch.nn.Module") -> "torch.nn.Module":
+        """The last convolutional stage, for Grad-CAM (:mod:`recog.explain`): found generically.
+
+        One probing forward pass records every module's output in completion order; the answer is
+        the last module whose output has the shape of the last ``Conv2d``'s output (ResNet and
+        ConvNeXt: the last stage; EfficientNet, MobileNet, EfficientNet-Lite: the head conv's
+        BN/activation). A model that turns the feature map into tokens after its last convolution
+        (ViT, DINOv2: the conv is the patch embedding) has no convolutional stage to explain.
+
+        Raises:
+            ConfigError: no such stage (no Conv2d, or a transformer); names the methods that work.
+        """
+        import torch
+
+        from recog.errors import ConfigError
+
+        cached = _TARGET_LAYERS.get(model)
+        if cached is not None:
+            return cached
+        size = getattr(getattr(model, "config", None), "image_size", None) or 64
+        size = int(size[0] if isinstance(size, (list, tuple)) else size)
+        seen: list[tuple[torch.nn.Module, Any]] = []
+        hooks = [m.register_forward_hook(lambda mod, _i, out: seen.append((mod, out))) for m in model.modules()]
+        try:
+            with torch.no_grad():
+                p = next(model.parameters())
+                self.forward(model, torch.zeros(1, 3, size, size, dtype=p.dtype, device=p.device))
+        finally:
+            for h in hooks:
+                h.remove()
+        convs = [i for i, (m, _) in enumerate(seen) if isinstance(m, torch.nn.Conv2d)]
+        tokens = convs and any(isinstance(o, torch.Tensor) and o.dim() == 3 for _, o in seen[convs[-1]:])
+        if not convs or tokens:
+            why = "turns its feature map into tokens (a transformer)" if convs else "has no convolution"
+            raise ConfigError(f"Grad-CAM needs a convolutional stage, and {type(model).__name__} {why}.",
+                              hint="use --method ig (integrated gradients) or --method occlusion")
+        shape = seen[convs[-1]][1].shape
+        layer = [m for m, o in seen[convs[-1]:] if isinstance(o, torch.Tensor) and o.shape == shape][-1]
+        _TARGET_LAYERS[model] = layer
+        return layer
 
     # ------------------------------------------------------------------ training
     def setup_training(self, config: Any, labels: Sequence[str], targets: np.ndarray, prep: Any,
@@ -249,6 +291,10 @@ def _model_name(bundle: Path) -> str:
     """``runs/pets/best`` → ``pets/best``: the run's name says more than ``best``."""
     path = Path(bundle).resolve()
     return f"{path.parent.name}/{path.name}" if path.name in ("best", "last") else path.name
+
+
+#: model → its Grad-CAM layer (found once per loaded model by :meth:`Classify.target_layer`).
+_TARGET_LAYERS: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
 
 
 def _is_transformers(model: Any) -> bool:
