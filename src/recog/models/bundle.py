@@ -94,6 +94,11 @@ class BundleManifest:
         return dict(self.raw.get("dataset") or {})
 
     @property
+    def task_record(self) -> dict[str, Any]:
+        """The task's own section of recog.json, stored under the task's name (``"anomaly": {...}``)."""
+        return dict(self.raw.get(self.task) or {})
+
+    @property
     def training(self) -> dict[str, Any]:
         return dict(self.raw.get("training") or {})
 
