@@ -35,11 +35,15 @@ def info_cmd(
             bad = find_bad_files([s.path for s in ds.samples], progress=advance)
     bad += list(ds.skipped)
     ratios = {split: ds.imbalance(None if split == "all" else split) for split in counts}
+    from recog.cli.dicom import dicom_summary
+
+    dicom = dicom_summary([s.path for s in ds.samples])
     if as_json:
         typer.echo(json.dumps({"labels": list(ds.labels), "counts": counts, "imbalance": ratios,
                                "groups": sorted({s.group for s in ds.samples if s.group}),
                                "fingerprint": ds.fingerprint(),
-                               "bad_files": [{"path": p, "reason": r} for p, r in bad]}, indent=2))
+                               "bad_files": [{"path": p, "reason": r} for p, r in bad],
+                               **({"dicom": dicom} if dicom else {})}, indent=2))
     else:
         console = Console()
         splits = sorted(counts, key=lambda s: ("train", "val", "test", "all").index(s))
@@ -48,6 +52,9 @@ def info_cmd(
             table.add_row(label, *[str(counts[s][label]) for s in splits])
         table.add_row("[bold]total", *[f"[bold]{sum(counts[s].values())}" for s in splits])
         console.print(table)
+        for d in dicom:
+            console.print(f"DICOM: {d['files']} file(s) {d['modality']} {d['photometric']} {d['bits']}-bit "
+                          f"{d['size']} {d['frames']} frame(s)")
         if ds.has_groups:
             groups = sorted({s.group for s in ds.samples if s.group})
             console.print(f"groups: {', '.join(groups)}")

@@ -190,9 +190,10 @@ def train(config: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
     write_yaml(run_dir / "config.yaml", config)
     (run_dir / "metrics.csv").unlink(missing_ok=True)
     (run_dir / "train.log").unlink(missing_ok=True)
+    from recog.models.registry import fitting_task
     from recog.tasks import get_task
 
-    task = get_task(config.task)
+    task = get_task(fitting_task(config.model) or config.task)   # a preset may name its (non-gradient) task
     if not task.trains_by_gradient:
         return task.fit(config, run_dir, reporter or Reporter())
     return _run(prepare(config, reporter or Reporter(), run_dir))

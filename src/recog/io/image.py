@@ -50,7 +50,7 @@ MAX_JPEG_SCANS = 100
 ALLOWED_FORMATS = ("jpeg", "png", "gif", "bmp", "webp", "tiff")
 
 #: File extensions treated as images when scanning folders.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".dcm")
 
 _MAGIC = (
     (b"\xff\xd8\xff", "jpeg"),
@@ -251,6 +251,10 @@ def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS, max
     data, name = _read_bytes(source, max_bytes)
     if not data:
         raise CorruptImageError(f"{name}: the file is empty (0 bytes).", hint="re-export or re-download the image")
+    if data[128:132] == b"DICM":    # DICOM Part 10 (its preamble may itself look like a TIFF): recog.io.dicom
+        from recog.io.dicom import decode_dicom
+
+        return decode_dicom(data, name, max_pixels=max_pixels)
     fmt = sniff_format(data[:16])
     if fmt is None:
         raise UnsupportedFormatError(
@@ -281,6 +285,10 @@ def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS, max
 def image_size(source: ImageSource) -> tuple[int, int]:
     """(width, height) as declared by the header, without decoding pixels."""
     data, name = _read_bytes(source, None)
+    if data[128:132] == b"DICM":
+        from recog.io.dicom import dicom_size
+
+        return dicom_size(data, name)
     try:
         with Image.open(io.BytesIO(data)) as img:
             return img.size

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     import torch
 
 #: architecture name → "module:builder"; the builder takes the config's keyword arguments.
-ARCHITECTURES = {"efficientnet-lite": "recog.models.efficientnet_lite:build_efficientnet_lite"}
+ARCHITECTURES = {"efficientnet-lite": "recog.models.efficientnet_lite:build_efficientnet_lite",
+                 "hog-linear": "recog.features.hog_net:build_hog_linear"}
 CONFIG_KEY = "recog_architecture"
 
 

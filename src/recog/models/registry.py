@@ -44,6 +44,8 @@ class Preset:
     hub_id: str | None = None
     description: str = ""
     native: "NativeSpec | None" = None
+    #: a task fitted without gradient steps that trains this preset (``hog-svm``), else None: the --task given
+    task: str | None = None
 
     @property
     def has_weights(self) -> bool:
@@ -80,6 +82,12 @@ def register(preset: Preset) -> Preset:
 
 def list_presets() -> list[Preset]:
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+def fitting_task(name: str) -> str | None:
+    """The non-gradient task that trains preset ``name`` (``hog-svm``), or None (any other name)."""
+    preset = _REGISTRY.get(name)
+    return preset.task if preset is not None else None
 
 
 def get_preset(name: str) -> Preset:
@@ -129,6 +137,12 @@ def _lite(variant: str) -> NativeSpec:
     return NativeSpec(build, load_weights, labels)
 
 
+def _hog_linear(num_classes: int) -> Any:
+    from recog.features.hog_net import build_hog_linear
+
+    return build_hog_linear(num_classes)
+
+
 def _lite_preprocessing(size: int) -> Preprocessing:
     """What the EfficientNet-Lite ImageNet weights expect (measured: see recog.models.efficientnet_lite)."""
     return Preprocessing(size=(size, size), resize="shorter_crop", crop_pct=round(size / (size + 32), 4), **HALF)
@@ -173,6 +187,12 @@ for _p in (
     Preset("resnet-micro", _cfg("ResNetConfig", embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1],
                                 layer_type="basic"),
            Preprocessing(size=(32, 32), resize="stretch", **HALF), None, "4k-param ResNet for tests"),
+    # Classical baseline: HOG + linear SVM, fitted (not trained by gradient) by its task (recog.features.hog_svm).
+    Preset("hog-svm", None, Preprocessing(size=(64, 64), resize="stretch", crop_pct=1.0, mean=(0.0, 0.0, 0.0),
+                                          std=(1.0, 1.0, 1.0)), None,
+           "HOG features + linear SVM (classical baseline, fitted in seconds on a CPU)",
+           native=NativeSpec(_hog_linear),
+           task="hog-svm"),
     Preset("vit-micro", _cfg("ViTConfig", hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                              intermediate_size=64, image_size=32, patch_size=8),
            Preprocessing(size=(32, 32), resize="stretch", **HALF), None, "two-layer ViT for tests"),

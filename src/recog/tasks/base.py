@@ -183,7 +183,7 @@ class Task(ABC):
 
 _TASKS: dict[str, type[Task]] = {}
 #: tasks registered on first use, so that looking one up imports only its module.
-_BUILTIN = {"classify": "recog.tasks.classify", "embed": "recog.tasks.embed"}
+_BUILTIN = {"classify": "recog.tasks.classify", "embed": "recog.tasks.embed", "anomaly": "recog.tasks.anomaly", "hog-svm": "recog.features.hog_svm"}
 
 
 def register_task(cls: type[Task]) -> type[Task]:
