@@ -1,0 +1,73 @@
+"""Heatmap overlays: the image, its anomaly map in colour where it is high, the defect boxes.
+
+Used by ``recog predict --draw`` and by the evaluation report. The map is
+normalized (1.0 = threshold); colour runs from transparent at half the
+threshold to fully drawn at twice it, so a passing part stays readable and
+a defect stands out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+#: normalized scores drawn from transparent (LOW) to opaque (HIGH).
+LOW, HIGH = 0.5, 2.0
+
+
+def overlay(image: np.ndarray, norm_map: np.ndarray, boxes: Sequence[Sequence[float]] = (), *,
+            mask: np.ndarray | None = None, caption: str | None = None) -> np.ndarray:
+    """``(H, W, 3)`` uint8 image + normalized map (any size; resized to the image) → ``(H, W, 3)`` uint8 overlay.
+
+    Args:
+        boxes: ``[x1, y1, x2, y2]`` in the image's pixels, drawn in red.
+        mask: optional ground-truth ``(H, W)`` bool mask, outlined in green.
+        caption: text written in the top-left corner.
+    """
+    from matplotlib import colormaps
+    from PIL import Image, ImageDraw
+
+    h, w = image.shape[:2]
+    m = np.asarray(Image.fromarray(np.asarray(norm_map, np.float32), mode="F").resize((w, h), Image.BILINEAR))
+    alpha = np.clip((m - LOW) / (HIGH - LOW), 0.0, 1.0)[..., None] * 0.65
+    colour = colormaps["inferno"](np.clip(m / HIGH, 0.0, 1.0))[..., :3] * 255.0
+    out = (image.astype(np.float32) * (1 - alpha) + colour * alpha).clip(0, 255).astype(np.uint8)
+    if mask is not None:
+        from scipy import ndimage
+
+        mk = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((w, h), Image.NEAREST)) > 0
+        edge = mk & ~ndimage.binary_erosion(mk, iterations=max(1, round(min(h, w) / 256)))
+        out[edge] = (40, 220, 60)
+    pil = Image.fromarray(out)
+    draw = ImageDraw.Draw(pil)
+    width = max(1, round(min(h, w) / 200))
+    for x1, y1, x2, y2 in boxes:
+        draw.rectangle([x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)], outline=(255, 40, 40), width=width)
+    if caption:
+        draw.rectangle([0, 0, 8 + 6 * len(caption), 14], fill=(0, 0, 0))
+        draw.text((4, 2), caption, fill=(255, 255, 255))
+    return np.asarray(pil)
+
+
+def draw_result(source: Any, result: Any, out: str | Path) -> Path:
+    """Write the overlay PNG of an :class:`~recog.types.AnomalyResult` for ``source`` (read by the safe loader).
+
+    Boxes are drawn in the image's own pixels (the result's ``image_size`` frame is scaled to it).
+    """
+    from PIL import Image
+
+    from recog.io import load_image
+
+    img = np.asarray(load_image(source))
+    h, w = img.shape[:2]
+    fw, fh = result.image_size or (w, h)
+    sx, sy = w / fw, h / fh
+    boxes = [(x1 * sx, y1 * sy, x2 * sx, y2 * sy) for x1, y1, x2, y2 in result.boxes]
+    norm = result.normalized_score
+    caption = f"{result.verdict} {norm:.2f}" if norm is not None else f"score {result.score:.3g}"
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(overlay(img, result.heatmap, boxes, caption=caption)).save(out, format="PNG")
+    return out
