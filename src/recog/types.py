@@ -143,3 +143,73 @@ class ModelInfo:
         return {"task": self.task, "labels": list(self.labels),
                 "preprocessing": self.preprocessing.to_dict(),
                 "source_model": self.source_model, "metrics": self.metrics}
+
+
+@dataclass(frozen=True)
+class AnomalyResult:
+    """Visual quality control of one image: a score against the threshold, a verdict, defect regions.
+
+    Attributes:
+        score: the image's anomaly score (largest heatmap value; distance units of the model).
+        threshold: the score above which an image fails (from the bundle, or the request's
+            ``threshold=``); None only for a network saved without fitting (verdict ``"unknown"``).
+        normalized_score: ``score / threshold``; 1.0 is the threshold, above fails.
+        verdict: ``"pass"``, ``"fail"`` (or ``"unknown"`` without a threshold).
+        boxes: ``[x1, y1, x2, y2]`` of each region above the threshold, pixels of the original
+            image (as a detection gives them); ``scores`` their peak normalized score, ``labels``
+            ``"defect"``; highest first.
+        image_size: ``(width, height)`` of the frame the boxes are in (the original image, or
+            the model input when the original size was not known).
+        heatmap: ``(H, W)`` float32 anomaly map at the model input size, normalized (1.0 =
+            threshold) when there is a threshold; not in :meth:`to_dict` (``recog predict --draw``
+            draws it).
+
+    Example:
+        >>> r = AnomalyResult(score=2.0, threshold=1.6, boxes=((10, 10, 20, 20),), scores=(1.3,))
+        >>> r.verdict, r.normalized_score, r.to_dict()["labels"]
+        ('fail', 1.25, ['defect'])
+    """
+
+    score: float
+    threshold: float | None
+    boxes: tuple[tuple[float, float, float, float], ...] = ()
+    scores: tuple[float, ...] = ()
+    image_size: tuple[int, int] | None = None
+    source: str | None = None
+    heatmap: Any = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.threshold is not None and not self.threshold > 0:
+            raise ValueError(f"AnomalyResult.threshold must be > 0, got {self.threshold}")
+        if len(self.boxes) != len(self.scores):
+            raise ValueError(f"AnomalyResult has {len(self.boxes)} boxes but {len(self.scores)} scores")
+        if any(len(b) != 4 or b[2] < b[0] or b[3] < b[1] for b in self.boxes):
+            raise ValueError("AnomalyResult.boxes must be [x1, y1, x2, y2] with x2 >= x1 and y2 >= y1")
+
+    @property
+    def normalized_score(self) -> float | None:
+        return None if self.threshold is None else self.score / self.threshold
+
+    @property
+    def verdict(self) -> str:
+        if self.threshold is None:
+            return "unknown"
+        return "fail" if self.score > self.threshold else "pass"
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return ("defect",) * len(self.boxes)
+
+    def to_dict(self) -> dict[str, Any]:
+        def num(v: float | None) -> float | None:
+            return None if v is None else round(float(v), 6)
+
+        out: dict[str, Any] = {"verdict": self.verdict, "score": num(self.score),
+                               "normalized_score": num(self.normalized_score), "threshold": num(self.threshold),
+                               "boxes": [[round(float(v), 1) for v in b] for b in self.boxes],
+                               "scores": [num(s) for s in self.scores], "labels": list(self.labels)}
+        if self.image_size is not None:
+            out["image_size"] = [int(v) for v in self.image_size]
+        if self.source is not None:
+            out["source"] = self.source
+        return out
