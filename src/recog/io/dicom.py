@@ -122,14 +122,37 @@ def read_header(data: bytes, name: str) -> Any:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
+    _quiet_pydicom_log()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return pydicom.dcmread(io.BytesIO(data), force=False)
+            ds = pydicom.dcmread(io.BytesIO(data), force=False)
     except (InvalidDicomError, OSError, ValueError, KeyError, EOFError, TypeError, IndexError, NotImplementedError,
             AttributeError, UnicodeDecodeError) as exc:
         raise CorruptImageError(f"{name}: cannot read the DICOM header ({type(exc).__name__}).",
                                 hint="the file is damaged or not a DICOM Part 10 file") from None
+    meta = getattr(ds, "file_meta", None)
+    if meta is None or "TransferSyntaxUID" not in meta:
+        raise CorruptImageError(f"{name}: cannot read the DICOM header (no transfer syntax in the file meta).",
+                                hint="the file is damaged or not a DICOM Part 10 file")
+    return ds
+
+
+class _WithholdValues:
+    """A logging filter for pydicom's logger: its warnings quote header values (a patient's name among
+    them), so the text is replaced; the level and the fact that something was odd are kept."""
+
+    def filter(self, record: Any) -> bool:
+        record.msg, record.args = "pydicom: a header value was unusual (text withheld: it may quote patient data)", ()
+        return True
+
+
+def _quiet_pydicom_log() -> None:
+    import logging
+
+    logger = logging.getLogger("pydicom")
+    if not any(isinstance(f, _WithholdValues) for f in logger.filters):
+        logger.addFilter(_WithholdValues())
 
 
 def _int(ds: Any, key: str, default: int | None = None) -> int | None:
