@@ -19,16 +19,23 @@ called only through ``task.forward`` (the seam in :mod:`recog.tasks`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from recog.errors import ConfigError, did_you_mean
+from recog.errors import ConfigError, RecogError, did_you_mean
 
 if TYPE_CHECKING:
     import torch
 
 METHODS = ("gradcam", "ig", "occlusion")
+
+
+class ExplanationStopped(RecogError):
+    """The caller asked an explanation in progress to stop (the service: its request's deadline passed)."""
+
+    code = "explanation_stopped"
+    http_status = 504
 
 
 @dataclass(frozen=True)
@@ -68,11 +75,16 @@ def black_baseline(x: "torch.Tensor", mean: tuple[float, ...], std: tuple[float,
 
 def attribute(task: Any, model: "torch.nn.Module", x: "torch.Tensor", target: int, method: str, *,
               mean: tuple[float, ...], std: tuple[float, ...],
-              options: MethodOptions = MethodOptions()) -> np.ndarray:
+              options: MethodOptions = MethodOptions(), should_stop: Callable[[], bool] | None = None
+              ) -> np.ndarray:
     """``(1, 3, H, W)`` normalized input → ``(H, W)`` float32 attribution map for class ``target``.
+
+    ``should_stop`` is checked before every forward pass (IG and occlusion make dozens):
+    when it returns True the work ends with :class:`ExplanationStopped`.
 
     Raises:
         ConfigError: unknown method; Grad-CAM on a model without a convolutional stage.
+        ExplanationStopped: ``should_stop`` said so.
     """
     import torch
     from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Occlusion
@@ -80,6 +92,8 @@ def attribute(task: Any, model: "torch.nn.Module", x: "torch.Tensor", target: in
     check_method(method)
 
     def forward(inp: "torch.Tensor") -> "torch.Tensor":
+        if should_stop is not None and should_stop():
+            raise ExplanationStopped("the explanation was stopped before it finished.")
         return task.forward(model, inp)
 
     h, w = x.shape[-2:]

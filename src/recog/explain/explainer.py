@@ -154,8 +154,11 @@ class Explainer:
             ", ..." if len(self.labels) > 20 else "")
         raise ConfigError(f"unknown target label {target!r}: the model has {len(self.labels)} labels.", hint=hint)
 
-    def explain(self, source: Any, *, method: str = "gradcam", target: str | None = None) -> Explanation:
+    def explain(self, source: Any, *, method: str = "gradcam", target: str | None = None,
+                should_stop: Callable[[], bool] | None = None) -> Explanation:
         """Explain one image (path, bytes, PIL image or array) with ``method`` for ``target``.
+
+        ``should_stop``: checked before each forward pass; True ends the work (ExplanationStopped).
 
         Raises:
             ConfigError: unknown method or target; Grad-CAM on a transformer.
@@ -178,7 +181,7 @@ class Explainer:
             probs = probabilities(logits, self.manifest.temperature)[0]
             idx = self.target_index(target, probs)
             amap = attribute(self.task, self.model, x, idx, method, mean=prep.mean, std=prep.std,
-                             options=self.options)
+                             options=self.options, should_stop=should_stop)
         box = list(render.input_box(image.width, image.height, prep))
         top = int(np.argmax(probs))
         return Explanation(method=method, target=self.labels[idx], target_index=idx, score=float(probs[idx]),
