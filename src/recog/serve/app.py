@@ -40,6 +40,7 @@ log = logging.getLogger("recog.serve")
 #: a new domain is one line here.
 ROUTERS = [
     "models",
+    "explain",
     "faces",
     "ops",
     "docs",
