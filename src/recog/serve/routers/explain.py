@@ -150,7 +150,9 @@ async def explain(request: Request, name: str = Path(..., description="served mo
         stop = threading.Event()
         future = asyncio.get_running_loop().run_in_executor(
             budget.executor, _explain_all, explainer, [u.data for u in uploads], method, target, output, stop, budget)
-        future.add_done_callback(lambda _f: budget.admission.release(len(uploads)))
+        n = len(uploads)
+        # release the slots when the work really ends, and retrieve its outcome even if nobody waits
+        future.add_done_callback(lambda f: (budget.admission.release(n), f.cancelled() or f.exception()))
         released = True  # from here the worker releases the slots when it really ends
         try:
             rows = await deadline.wait(asyncio.shield(future), f"while explaining with {method}",
