@@ -27,7 +27,7 @@ CANARY = ("CANARYxNAME^SECRET", "CANARYID4711", "19010203")
 def pydicom_file(name: str) -> Path:
     from pydicom.data import get_testdata_file
 
-    path = get_testdata_file(name)
+    path = get_testdata_file(name, download=False)
     if path is None:
         pytest.skip(f"pydicom test file {name} is not installed")
     return Path(path)

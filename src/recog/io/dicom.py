@@ -21,10 +21,11 @@ prediction and the service read ``.dcm`` files exactly like JPEGs. The steps:
    lookup table; samples wider than 8 bits are scaled to 8.
 
 Supported transfer syntaxes with the dependencies recog installs (pydicom,
-Pillow, pylibjpeg + its libjpeg, openjpeg and rle plugins): uncompressed
-(implicit / explicit VR, little and big endian, deflated), RLE Lossless,
-JPEG Baseline / Extended / Lossless (pylibjpeg-libjpeg, Pillow),
-JPEG-LS (pylibjpeg-libjpeg), JPEG 2000 and HTJ2K (pylibjpeg-openjpeg).
+Pillow, pylibjpeg + its openjpeg and rle plugins): uncompressed (implicit /
+explicit VR, little and big endian, deflated), RLE Lossless, JPEG Baseline and
+Extended (Pillow), JPEG 2000 and HTJ2K (pylibjpeg-openjpeg). JPEG Lossless and
+JPEG-LS need ``pylibjpeg-libjpeg`` (GPL-3.0, so opt-in:
+``pip install 'recog[dicom-lossless-jpeg]'``).
 Anything else (e.g. MPEG video syntaxes) is an
 :class:`~recog.errors.UnsupportedFormatError` naming the syntax.
 
