@@ -17,6 +17,8 @@ def register(app: typer.Typer) -> None:
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder. [default: BUNDLE/report]"),
         backend: str = typer.Option("auto", help="auto | torch | onnx | onnx-int8"),
         batch_size: int = typer.Option(64, "--batch-size", "-b", min=1),
+        explain: int = typer.Option(0, "--explain", min=0, help="Add heatmaps of the N most confident mistakes "
+                                    "(and a few correct predictions per class) to report.html."),
     ) -> None:
         """The task's metrics, plots and report.html (classify: accuracy, top-5, per-class P/R/F1, confusion
         matrix, ROC/PR, calibration, per-group gaps)."""
@@ -24,7 +26,7 @@ def register(app: typer.Typer) -> None:
         from recog.engine.evaluate import evaluate
 
         res = evaluate(bundle, data, split=split, out=out, backend=backend, batch_size=batch_size,
-                       progress_factory=bar)
+                       progress_factory=bar, explain=explain)
         for path, reason in res.failures:
             console.print(f"[yellow]skipped[/] {path}: {reason}")
         for line in res.summary:

@@ -10,20 +10,21 @@ from recog.tasks import EvaluationResult
 
 def evaluate(bundle: str | Path, data: str | Path, *, split: str | None = None, out: str | Path | None = None,
              backend: str = "auto", batch_size: int = 64,
-             progress_factory: Callable[[str, int], Any] | None = None) -> EvaluationResult:
+             progress_factory: Callable[[str, int], Any] | None = None, explain: int = 0) -> EvaluationResult:
     """Evaluate ``bundle`` on ``data`` and write ``metrics.json``, plots and ``report.html``.
 
     Args:
         split: ``train``/``val``/``test``; default test, else val, else every image.
         out: report folder; default ``BUNDLE/report``.
         progress_factory: ``(description, total) -> context manager yielding advance(n)``.
+        explain: heatmaps of this many confident mistakes in the report (classify; 0: none).
     """
     import recog
 
     predictor = recog.load(bundle, backend=backend)
     out_dir = Path(out) if out is not None else Path(bundle) / "report"
     return predictor.task.evaluate(predictor, data, split=split, out=out_dir, batch_size=batch_size,
-                                   progress_factory=progress_factory)
+                                   progress_factory=progress_factory, **({"explain": explain} if explain else {}))
 
 
 __all__ = ["EvaluationResult", "evaluate"]

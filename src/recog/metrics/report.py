@@ -86,7 +86,7 @@ def _thumbnail(source: str | os.PathLike) -> tuple[str | None, str | None]:
 def write_report(out_dir: str | os.PathLike, y_true: np.ndarray, probs: np.ndarray, labels: Sequence[str], *,
                  sources: Sequence[str | os.PathLike] | None = None, groups: Sequence[str] | None = None,
                  title: str = "recog evaluation", model_info: dict[str, Any] | None = None,
-                 top_mistakes: int = 24) -> Path:
+                 top_mistakes: int = 24, explanations: Sequence[dict[str, Any]] | None = None) -> Path:
     """Write ``metrics.json``, PNG plots and a self-contained ``report.html``.
 
     Files written into ``out_dir`` (created if needed): ``metrics.json`` (the
@@ -107,6 +107,8 @@ def write_report(out_dir: str | os.PathLike, y_true: np.ndarray, probs: np.ndarr
         model_info: key → value facts about the model shown in the page
             (values that are not strings are shown as JSON).
         top_mistakes: how many of the most confident mistakes to show.
+        explanations: heatmap cards (:func:`recog.explain.panel.explanation_cards`) for an
+            "Explanations" section, or None for no section.
 
     Returns:
         The path of ``report.html``.
@@ -151,6 +153,8 @@ def write_report(out_dir: str | os.PathLike, y_true: np.ndarray, probs: np.ndarr
         (out / name).write_bytes(data)
 
     page = _render(title, metrics, images, _mistakes(y, p, labels, sources, top_mistakes), model_info)
+    if explanations is not None:
+        page = page.replace("</body></html>", _explanations(explanations) + "\n</body></html>", 1)
     report = out / "report.html"
     tmp = out / ".report.html.tmp"
     tmp.write_text(page, encoding="utf-8")
@@ -293,3 +297,23 @@ def _mistake_grid(mistakes: Sequence[dict[str, Any]]) -> str:
             "the reason is on each card.</p>") if failed else ""
     intro = f"<p>The {len(mistakes)} wrong predictions made with the highest confidence, most confident first.</p>"
     return intro + note + f'<div class="grid">{"".join(cards)}</div>'
+
+
+def _explanations(cards: Sequence[dict[str, Any]]) -> str:
+    """The "Explanations" section: a heatmap per card (explaining the predicted label)."""
+    if not cards:
+        return "<h2>Explanations</h2><p>No images to explain.</p>"
+    out = []
+    for c in cards:
+        pic = (f'<img src="{_e(c["thumb"])}" alt="{_e(c["source"])}">' if c.get("thumb") else
+               f'<div class="missing" title="{_e(c.get("error"))}">image not loaded</div>')
+        cls = "pred" if c["kind"] == "mistake" else "true"
+        out.append(f'<div class="card">{pic}<div class="{cls}">{_e(c["kind"])}</div>'
+                   f'<div>true: <span class="true">{_e(c["true"])}</span></div>'
+                   f'<div>predicted: <span class="pred">{_e(c["pred"])}</span> ({float(c["confidence"]):.3f})</div>'
+                   f'<div class="muted" title="{_e(c["source"])}">{_e(Path(str(c["source"])).name)}</div></div>')
+    method = _e(cards[0].get("method", ""))
+    intro = (f"<p>Why the model said what it said ({method}; bright = evidence for the <em>predicted</em> "
+             "label): the most confident mistakes first, then the most confident correct predictions of "
+             "each class.</p>")
+    return f'<h2>Explanations</h2>{intro}<div class="grid">{"".join(out)}</div>'

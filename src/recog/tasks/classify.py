@@ -187,8 +187,9 @@ class Classify(Task):
                                 "fitted_on": f"val ({len(targets)} images)"}}
 
     def evaluate(self, predictor: Any, data: Any, *, split: str | None, out: Path, batch_size: int,
-                 progress_factory: Callable[[str, int], Any] | None) -> EvaluationResult:
-        """Accuracy, top-5, per-class P/R/F1, confusion matrix, ROC/PR, calibration, per-group gaps."""
+                 progress_factory: Callable[[str, int], Any] | None, explain: int = 0) -> EvaluationResult:
+        """Accuracy, top-5, per-class P/R/F1, confusion matrix, ROC/PR, calibration, per-group gaps;
+        ``explain`` > 0 adds heatmaps of that many confident mistakes (and correct ones per class)."""
         import json
 
         from recog.data import load_dataset
@@ -215,8 +216,13 @@ class Classify(Task):
         bundle = predictor.path
         info = {**predictor.info.to_dict(), "backend": predictor.backend.name, "bundle": str(bundle),
                 "data": str(data), "split": split_name, "skipped_files": len(failures)}
+        cards = None
+        if explain > 0:
+            from recog.explain.panel import explanation_cards
+
+            cards = explanation_cards(predictor, [s.path for s in kept_samples], y_true, probs, explain)
         report = write_report(out, y_true, probs, list(predictor.labels), sources=[str(s.path) for s in kept_samples],
-                              groups=groups, title=f"recog evaluation: {_model_name(bundle)} on {data} ({split_name})",
+                              groups=groups, explanations=cards, title=f"recog evaluation: {_model_name(bundle)} on {data} ({split_name})",
                               model_info=info)
         m = json.loads((out / "metrics.json").read_text())
         summary = [f"{m['num_samples']} images ({split_name}): accuracy {m['accuracy']:.4f}, "
