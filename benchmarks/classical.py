@@ -61,6 +61,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--clothing", default="/work/shared/data/clothing")
+    ap.add_argument("--models", default="hog-svm,resnet-tiny", help="comma-separated: hog-svm, resnet-tiny")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -69,8 +70,10 @@ def main() -> None:
         if Path(args.clothing).is_dir():
             sets.append(("clothing", Path(args.clothing), 64))
         for name, data, size in sets:
-            rows.append((name, "hog-svm", run(data, "hog-svm", tmp / f"{name}-hog", image_size=size)))
-            rows.append((name, "resnet-tiny", run(data, "resnet-tiny", tmp / f"{name}-cnn", image_size=size,
+            if "hog-svm" in args.models:
+                rows.append((name, "hog-svm", run(data, "hog-svm", tmp / f"{name}-hog", image_size=size)))
+            if "resnet-tiny" in args.models:
+                rows.append((name, "resnet-tiny", run(data, "resnet-tiny", tmp / f"{name}-cnn", image_size=size,
                                                   epochs=args.epochs, weights="none")))
     print(f"{'data':10s} {'model':12s} {'accuracy':>8s} {'train s':>8s} {'latency ms':>10s}")
     for name, model, r in rows:
