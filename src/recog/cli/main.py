@@ -15,8 +15,8 @@ import typer
 
 from recog.errors import RecogError
 
-COMMAND_MODULES = ("train", "evaluate", "predict", "embed", "data", "models", "export", "serve", "faces", "search", "explain",
-                   "dicom", "features")
+COMMAND_MODULES = ("train", "evaluate", "predict", "embed", "data", "models", "export", "serve", "faces", "search", "audit",
+                   "dicom", "features", "explain")
 
 app = typer.Typer(name="recog", help="Train, evaluate, optimize and serve image recognition models.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
