@@ -69,29 +69,42 @@ def greedy_k_center(x: "np.ndarray", k: int, *, proj_dim: int = PROJ_DIM, seed: 
     return chosen
 
 
+def plan(images: int, patches_per_image: int, ratio: float, max_size: int | None = None) -> tuple[int, int]:
+    """``(target, keep)``: the bank size, and the patches each image keeps in the first round (4x its share).
+
+    Example:
+        >>> plan(100, 4096, 0.02, max_size=4096)
+        (4096, 164)
+    """
+    target = max(1, int(np.ceil(ratio * images * patches_per_image)))
+    if max_size is not None:
+        target = min(target, max_size)
+    return target, min(patches_per_image, max(1, int(np.ceil(4 * target / max(1, images)))))
+
+
 def coreset(per_image: Sequence[np.ndarray], ratio: float, *, max_size: int | None = None, seed: int = 0,
             proj_dim: int = PROJ_DIM, progress: Callable[[int], None] | None = None) -> np.ndarray:
     """A memory bank from per-image patch features: about ``ratio`` of all patches, chosen in two rounds.
 
     Args:
-        per_image: one ``(P_i, D)`` array per good image.
+        per_image: one ``(P, D)`` array per good image (the same ``P`` for all).
         ratio: fraction of all patches to keep (0.01 to 0.1 is typical).
         max_size: cap on the bank's rows (latency grows linearly with it).
         progress: called with 1 per image of the first round.
 
     Returns:
-        ``(M, D)`` float32 bank, ``M = min(max_size, ceil(ratio * sum P_i))`` (at least 1).
+        ``(M, D)`` float32 bank, ``M = min(max_size, ceil(ratio * sum P))`` (at least 1).
     """
-    total = sum(len(p) for p in per_image)
-    target = max(1, int(np.ceil(ratio * total)))
-    if max_size is not None:
-        target = min(target, max_size)
-    # round 1: each image to 4x its share of the target, so round 2 picks among the union's extremes
-    keep = max(1, int(np.ceil(4 * target / max(1, len(per_image)))))
+    target, keep = plan(len(per_image), len(per_image[0]), ratio, max_size)
     firsts = []
     for i, feats in enumerate(per_image):
         firsts.append(feats[greedy_k_center(feats, keep, proj_dim=proj_dim, seed=seed + i)])
         if progress:
             progress(1)
+    return select(firsts, target, seed=seed, proj_dim=proj_dim)
+
+
+def select(firsts: Sequence[np.ndarray], target: int, *, seed: int = 0, proj_dim: int = PROJ_DIM) -> np.ndarray:
+    """The second round: ``target`` rows of the union of the first-round picks, by greedy k-center."""
     pool = np.concatenate(firsts).astype(np.float32, copy=False)
     return pool[greedy_k_center(pool, target, proj_dim=proj_dim, seed=seed)]

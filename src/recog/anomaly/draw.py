@@ -71,3 +71,26 @@ def draw_result(source: Any, result: Any, out: str | Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(overlay(img, result.heatmap, boxes, caption=caption)).save(out, format="PNG")
     return out
+
+
+def overlay_paths(sources: Sequence[Any], out: str | Path) -> list[Path]:
+    """Where ``recog predict --draw OUT`` writes each source's overlay.
+
+    One source: ``OUT`` itself, unless it is an existing folder or ends with ``/``. Several
+    sources: ``OUT`` is a folder and each overlay is ``<stem>.png`` (``<stem>-2.png``... when
+    two sources share a stem).
+
+    Example:
+        >>> [str(p) for p in overlay_paths(["a/x.jpg", "b/x.jpg"], "heat")]
+        ['heat/x.png', 'heat/x-2.png']
+    """
+    out = Path(out)
+    if len(sources) == 1 and not out.is_dir() and not str(out).endswith(("/", "\\")):
+        return [out if out.suffix else out.with_suffix(".png")]
+    seen: dict[str, int] = {}
+    paths = []
+    for src in sources:
+        stem = Path(str(src)).stem or "image"
+        seen[stem] = seen.get(stem, 0) + 1
+        paths.append(out / (f"{stem}.png" if seen[stem] == 1 else f"{stem}-{seen[stem]}.png"))
+    return paths

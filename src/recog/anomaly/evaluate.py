@@ -51,14 +51,14 @@ def evaluate_anomaly(predictor: Any, data: Any, *, split: str | None, out: Path,
     defect = np.array([it.defect for it in kept_items])
     m = image_metrics(scores, defect, threshold, types=[it.label for it in kept_items])
     m["threshold_rule"] = predictor.manifest.calibration.get("rule", "bundle")
-    size = _pixel_size(predictor.manifest.preprocessing.size)
+    size = pixel_size(predictor.manifest.preprocessing.size)
     maps, masks = [], []
     if any(it.mask is not None for it in kept_items):
         for r, it in zip(results, kept_items):
             mask = _read_mask(it, size, failures)
             if mask is None and it.defect:
                 continue  # a defect without a mask says nothing about pixels
-            maps.append(_resize(r.heatmap, size))
+            maps.append(resize_map(r.heatmap, size))
             masks.append(mask if mask is not None else np.zeros(size, bool))
     m["pixel"] = pixel_metrics(maps, masks) if maps else None
     m.update(split=split_name, data=str(data), skipped_files=len(failures))
@@ -84,7 +84,8 @@ def _f(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.4f}"
 
 
-def _pixel_size(size: tuple[int, int]) -> tuple[int, int]:
+def pixel_size(size: tuple[int, int]) -> tuple[int, int]:
+    """``(h, w)`` pixel metrics are computed at: ``size`` scaled so its longer side is at most PIXEL_SIZE."""
     from recog.metrics.anomaly import PIXEL_SIZE
 
     h, w = size
@@ -92,7 +93,8 @@ def _pixel_size(size: tuple[int, int]) -> tuple[int, int]:
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 
-def _resize(a: np.ndarray, size: tuple[int, int], *, nearest: bool = False) -> np.ndarray:
+def resize_map(a: np.ndarray, size: tuple[int, int], *, nearest: bool = False) -> np.ndarray:
+    """A 2-D float array resized to ``size = (h, w)`` (bilinear, or nearest for masks)."""
     from PIL import Image
 
     if a.shape == size:
@@ -112,7 +114,7 @@ def _read_mask(item: EvalItem, size: tuple[int, int], failures: list[tuple[str, 
     except ImageError as exc:
         failures.append((str(item.mask), str(exc)))
         return None
-    return _resize(gray, size, nearest=True) > 127
+    return resize_map(gray, size, nearest=True) > 127
 
 
 def _record_f1(predictor: Any, m: dict[str, Any], data: Any) -> str:

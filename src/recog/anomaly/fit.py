@@ -155,9 +155,14 @@ def resolve_device(device: str) -> str:
 
 
 def extract(net: "PatchCoreNet", paths: Sequence[Path], prep: "Preprocessing", *, batch_size: int, threads: int,
-            strict: bool, device: str, progress: Callable[[int], None] | None = None
+            strict: bool, device: str, progress: Callable[[int], None] | None = None,
+            reduce: Callable[[int, np.ndarray], np.ndarray] | None = None
             ) -> tuple[list[np.ndarray], list[int], list[tuple[str, str]]]:
-    """Patch features ``(h * w, D)`` float32 per decodable image, the kept indices and the skipped files."""
+    """Patch features ``(h * w, D)`` float32 per decodable image, the kept indices and the skipped files.
+
+    ``reduce(i, features)``, when given, replaces each image's features as they come (the
+    coreset's first round), so memory holds only what it keeps.
+    """
     import torch
 
     from recog.data.decode import decode_images
@@ -175,8 +180,9 @@ def extract(net: "PatchCoreNet", paths: Sequence[Path], prep: "Preprocessing", *
                 x = torch.from_numpy(normalize(images, prep)).to(device)
                 f = net.features(x).float()
                 f = f.flatten(2).transpose(1, 2).cpu().numpy()
-            feats += list(f)
-            kept += [start + i for i in ok]
+            for i, one in zip(ok, f):
+                feats.append(one if reduce is None else reduce(start + i, one))
+                kept.append(start + i)
         if progress:
             progress(len(chunk))
     return feats, kept, failures
@@ -222,7 +228,7 @@ def fit_anomaly(paths: Sequence[str | Path], *, model: str = "efficientnet-lite0
     """
     import torch
 
-    from recog.anomaly.coreset import coreset
+    from recog.anomaly.coreset import greedy_k_center, plan, select
     from recog.anomaly.network import create_anomaly_model
 
     start = time.perf_counter()
@@ -234,43 +240,53 @@ def fit_anomaly(paths: Sequence[str | Path], *, model: str = "efficientnet-lite0
     created = create_anomaly_model(model, weights=weights, image_size=image_size)
     net, prep = created.model.to(device).eval(), created.preprocessing
     threads = max(1, threads)
-    bank_feats, kept, skipped = extract(net, bank_paths, prep, batch_size=batch_size, threads=threads,
-                                        strict=strict, device=device,
-                                        progress=stage("features of good images", len(bank_paths)))
+    grid = grid_of_input(net, prep, device)
+    n_patches = grid[0] * grid[1]
+    target, keep = plan(len(bank_paths), n_patches, options.coreset_ratio, options.max_bank)
+    t_core = [0.0]
+
+    def first_round(i: int, feats: np.ndarray) -> np.ndarray:  # greedy k-center per image, as it is extracted
+        t = time.perf_counter()
+        out = feats[greedy_k_center(feats, keep, seed=seed + i)]
+        t_core[0] += time.perf_counter() - t
+        return out
+
+    firsts, _, skipped = extract(net, bank_paths, prep, batch_size=batch_size, threads=threads, strict=strict,
+                                    device=device, progress=stage("features of good images", len(bank_paths)),
+                                    reduce=first_round)
     held_feats, held_kept, held_skipped = extract(net, held_paths, prep, batch_size=batch_size, threads=threads,
                                                   strict=strict, device=device,
                                                   progress=stage("features of held-out images", len(held_paths)))
     skipped += held_skipped
-    if len(bank_feats) < MIN_BANK or len(held_feats) < MIN_HELD_OUT:
-        raise DatasetError(f"only {len(bank_feats) + len(held_feats)} of {len(paths)} good images could be read "
+    if len(firsts) < MIN_BANK or len(held_feats) < MIN_HELD_OUT:
+        raise DatasetError(f"only {len(firsts) + len(held_feats)} of {len(paths)} good images could be read "
                            f"({len(skipped)} skipped); the anomaly task needs at least {MIN_IMAGES}.",
                            hint="fix or replace the unreadable files listed above")
-    patches = sum(len(f) for f in bank_feats)
-    t_core = time.perf_counter()
-    bank = coreset(bank_feats, options.coreset_ratio, max_size=options.max_bank, seed=seed,
-                   progress=stage("coreset (greedy k-center)", len(bank_feats)))
-    t_core = time.perf_counter() - t_core
+    t = time.perf_counter()
+    bank = select(firsts, min(target, sum(len(f) for f in firsts)), seed=seed)
+    t_core[0] += time.perf_counter() - t
     net.set_bank(torch.from_numpy(bank).to(device))
     held_scores = image_scores(net, held_feats, prep, options.sigma, device)
     threshold = threshold_at(held_scores, options.false_reject_rate)
     net = net.cpu().eval()
-    grid = list(grid_of(len(bank_feats[0]), prep))
     calibration = {"method": "anomaly-threshold", "threshold": round(threshold, 6), "rule": "false_reject_rate",
                    "false_reject_rate": options.false_reject_rate,
                    "fitted_on": f"{len(held_feats)} held-out good images",
                    "held_out_scores": {"min": round(float(held_scores.min()), 6),
                                        "median": round(float(np.median(held_scores)), 6),
                                        "max": round(float(held_scores.max()), 6)}}
-    record = {"bank_size": int(len(bank)), "patches_seen": int(patches), "bank_images": len(bank_feats),
+    record = {"bank_size": int(len(bank)), "patches_seen": n_patches * len(firsts), "bank_images": len(firsts),
               "held_out_images": len(held_feats), "coreset_ratio": options.coreset_ratio,
-              "max_bank": options.max_bank, "feature_dim": int(bank.shape[1]), "grid": grid, "sigma": options.sigma,
-              "coreset_seconds": round(t_core, 2),
+              "max_bank": options.max_bank, "feature_dim": int(bank.shape[1]), "grid": list(grid), "sigma": options.sigma,
+              "coreset_seconds": round(t_core[0], 2),
               "held_out": [str(held_paths[i]) for i in held_kept]}
     return AnomalyFit(net, prep, created.source, created.weights, threshold, calibration, record, held_scores,
                       skipped, time.perf_counter() - start)
 
 
-def grid_of(patches: int, prep: "Preprocessing") -> tuple[int, int]:
-    from recog.anomaly.maps import grid_shape
+def grid_of_input(net: "PatchCoreNet", prep: "Preprocessing", device: str) -> tuple[int, int]:
+    """The ``(h, w)`` patch grid ``net`` gives for ``prep``'s input size (one zero image through the trunk)."""
+    import torch
 
-    return grid_shape(patches, prep.size)
+    with torch.inference_mode():
+        return tuple(net.features(torch.zeros(1, 3, *prep.size, device=device)).shape[-2:])

@@ -5,10 +5,11 @@ Detection", CVPR 2022), without the learning: a patch is anomalous when its
 feature is far from every patch feature seen on good images.
 
 * **Patch features**: two intermediate feature maps of the backbone (for
-  EfficientNet-Lite the ends of stages 3 and 5: 40 channels at stride 8 and
-  112 at stride 16), each locally aggregated with a 3x3 average, the coarser
+  EfficientNet-Lite the ends of its 3rd and 4th stages: 40 channels at
+  stride 8 and 80 at stride 16, chosen on pcb over stages 3+5 and 3+4+5,
+  see the README), each locally aggregated with a 3x3 average, the coarser
   one upsampled (bilinear) to the finer grid, concatenated: ``(N, D, h, w)``
-  with ``D = 152`` and ``h = ceil(H / 8)`` for lite0/1 (lite2: 160).
+  with ``D = 120`` and ``h = ceil(H / 8)`` for lite0/1.
 * **Memory bank**: ``(M, D)`` good patch features chosen by greedy k-center
   (:mod:`recog.anomaly.coreset`), a buffer of this module, so it is saved in
   ``model.safetensors`` beside the backbone weights and hashed with them.
@@ -16,9 +17,9 @@ feature is far from every patch feature seen on good images.
   entry, computed as ``|x|² - 2 x·b + |b|²`` in chunks of the bank (no
   ``(patches, M)`` matrix larger than ``chunk`` columns); the output is
   ``(N, h * w)`` (flattened so that every backend, the batcher and the ONNX
-  export move one 2-D array; :func:`grid_shape` recovers ``(h, w)``).
+  export move one 2-D array; :func:`recog.anomaly.maps.grid_shape` recovers ``(h, w)``).
 
-Cost: one backbone pass (lite0 truncated after stage 5) plus ``h·w·M·D``
+Cost: one backbone pass (lite0 truncated after its 4th stage) plus ``h·w·M·D``
 multiply-adds for the search, which dominates at large banks: see the
 README's "Visual quality control" section for the measured bank-size /
 latency trade-off.
@@ -44,7 +45,7 @@ from torch import nn
 from recog.errors import ConfigError
 
 #: EfficientNet-Lite stages whose outputs are the patch features (0-based; strides 8 and 16).
-LITE_LAYERS = (2, 4)
+LITE_LAYERS = (2, 3)
 #: bank rows per chunk of the nearest-neighbour search.
 DEFAULT_CHUNK = 2048
 #: Square input size for EfficientNet-Lite backbones, measured on pcb (README "Visual quality control").
@@ -73,6 +74,24 @@ class _LiteTrunk(nn.Module):
         self.conv_stem, self.bn_stem = full.conv_stem, full.bn_stem
         self.blocks = nn.ModuleList(list(full.blocks)[:self.taps[-1] + 1])
         self.channels = [self.blocks[t].project_conv.out_channels for t in self.taps]
+
+    @torch.no_grad()
+    def fuse(self) -> "_LiteTrunk":
+        """Fold every batch norm into the convolution before it (inference only; in place)."""
+        pairs = [(self, "conv_stem", "bn_stem")]
+        for block in self.blocks:
+            pairs += [(block, c, b) for c, b in (("expand_conv", "expand_bn"), ("dw_conv", "dw_bn"),
+                                                 ("project_conv", "project_bn")) if hasattr(block, c)]
+        for owner, c, b in pairs:
+            conv, bn = getattr(owner, c), getattr(owner, b)
+            if isinstance(bn, nn.Identity):
+                continue
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            conv.weight.mul_(scale.view(-1, 1, 1, 1))
+            bias = bn.bias - bn.running_mean * scale
+            conv.bias = nn.Parameter(bias if conv.bias is None else conv.bias * scale + bias)
+            setattr(owner, b, nn.Identity())
+        return self
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = F.relu6(self.bn_stem(self.conv_stem(x)))
@@ -134,7 +153,7 @@ class PatchCoreNet(nn.Module):
         recog_config: what rebuilds this module from a bundle's config.json (see recog.models.native).
 
     Example:
-        >>> net = build_patchcore("lite0", [2, 4], bank_size=1, feature_dim=152).eval()
+        >>> net = build_patchcore("lite0", [2, 3], bank_size=1, feature_dim=120).eval()
         >>> net(torch.zeros(1, 3, 64, 64)).shape
         torch.Size([1, 64])
     """
@@ -159,6 +178,16 @@ class PatchCoreNet(nn.Module):
                              "bank_size": bank_size, "feature_dim": feature_dim, "chunk": chunk}
         if backbone_config is not None:
             self.recog_config["backbone_config"] = backbone_config
+
+    def fuse(self) -> "PatchCoreNet":
+        """Fold the backbone's batch norms into its convolutions for inference (EfficientNet-Lite; in place).
+
+        The result gives the same scores (to float rounding) about 10% faster on a CPU; its state dict
+        no longer matches config.json, so fuse only a loaded network, never one about to be saved.
+        """
+        if isinstance(self.trunk, _LiteTrunk):
+            self.trunk.fuse()
+        return self.eval()
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Normalized ``(N, 3, H, W)`` → patch features ``(N, D, h, w)``."""

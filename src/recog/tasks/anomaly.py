@@ -79,6 +79,12 @@ class Anomaly(Task):
 
         return create_anomaly_model(source, weights=weights, image_size=image_size)
 
+    def load(self, manifest: "BundleManifest") -> "torch.nn.Module":
+        """The bundle's network with batch norms folded into the convolutions (inference only)."""
+        from recog.models.bundle import load_network
+
+        return load_network(manifest).fuse()
+
     def head(self, model: "torch.nn.Module") -> "torch.nn.Module":
         raise ConfigError("the anomaly task has no trained head (its memory bank is fitted, not trained).")
 
