@@ -55,6 +55,7 @@ def register(app: typer.Typer) -> None:
         server: Optional[str] = typer.Option(None, "--server", help="Send images to a running `recog serve` at this URL."),
         model_name: Optional[str] = typer.Option(None, "--model", help="Model name on the server (with --server)."),
         api_key: Optional[str] = typer.Option(None, "--api-key", envvar="RECOG_API_KEY", help="API key for --server."),
+        draw: Optional[str] = typer.Option(None, "--draw", help="Anomaly models: write a heatmap + defect-box overlay PNG (a folder for several images)."),
     ) -> None:
         """Predict: labels (classify) or the task's results. Exits 1 when any input failed, listing them on stderr."""
         from recog.cli.inputs import expand_inputs
@@ -69,6 +70,8 @@ def register(app: typer.Typer) -> None:
             bundle, items = args[0], args[1:]
         else:
             bundle, items = None, args
+            if draw is not None:
+                raise typer.BadParameter("--draw needs the heatmaps, which a server does not send; predict locally")
         paths, missing = expand_inputs(items)
         results: list = []
         if paths:
@@ -80,8 +83,18 @@ def register(app: typer.Typer) -> None:
                 import recog
 
                 model = recog.load(bundle, backend=backend)
+                if draw is not None:
+                    from recog.tasks import require_task
+
+                    require_task(model.manifest, "anomaly", command="recog predict --draw")
                 with bar(f"predicting ({model.backend.name})", len(paths)) as advance:
                     results = model.predict_many(paths, top_k=top_k, batch_size=batch_size, progress=advance)
+                if draw is not None:
+                    from recog.anomaly.draw import draw_result, overlay_paths
+
+                    for path, result, target in zip(paths, results, overlay_paths(paths, draw)):
+                        if not isinstance(result, PredictionFailure):
+                            console.print(f"overlay: {draw_result(path, result, target)}")
         results += [PredictionFailure(item, "not_found", reason) for item, reason in missing]
         _emit(results, fmt, top_k)
         failures = [r for r in results if isinstance(r, PredictionFailure)]
