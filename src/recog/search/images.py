@@ -29,6 +29,7 @@ from recog.search.types import ModelRef, SearchHits
 
 if TYPE_CHECKING:
     from recog.runtime.predictor import Predictor
+    from recog.search.where import Filter
     from recog.search.index import Indexes, SearchIndex
 
 Progress = Callable[[int], None]
@@ -240,7 +241,7 @@ def index_folder(indexes: "Indexes", name: str, folder: str | Path, *, model: st
 
 
 def query_images(index: "SearchIndex", images: Sequence[Any], *, model: str | None = None,
-                 embedder: "tuple[Predictor, ModelRef] | None" = None, k: int = 10, where: str | None = None,
+                 embedder: "tuple[Predictor, ModelRef] | None" = None, k: int = 10, where: "str | Filter | None" = None,
                  exact: bool = False, sources: Sequence[str | None] | None = None) -> list[SearchHits]:
     """Search with images (paths, bytes, arrays): embedded by the index's model (or ``model``, checked).
 
@@ -250,7 +251,7 @@ def query_images(index: "SearchIndex", images: Sequence[Any], *, model: str | No
     """
     from recog.search.where import parse
 
-    flt = parse(where) if where else None  # a syntax error before any embedding work
+    flt = parse(where) if isinstance(where, str) and where else where or None  # syntax errors before embedding
     if embedder is None:
         embedder = load_embedder(model or index.model.name)
     predictor, ref = embedder

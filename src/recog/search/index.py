@@ -299,15 +299,15 @@ class SearchIndex:
         """``(ids, vectors)`` chunks read from SQLite for the given ids."""
         for start in range(0, len(ids), 900):
             part = [int(i) for i in ids[start:start + 900]]
-            rows = self._rows(f"SELECT id, vector FROM vectors WHERE collection_id=? AND id IN "
+            rows = self._rows(f"SELECT id, vector FROM vectors WHERE +collection_id=? AND id IN "
                               f"({','.join('?' * len(part))})", (self.collection_id, *part))
             if rows:
                 yield (np.array([r[0] for r in rows], np.int64),
                        np.frombuffer(b"".join(r[1] for r in rows), np.float32).reshape(len(rows), self.dim))
 
     def _all_ids(self) -> np.ndarray:
-        rows = self._rows("SELECT id FROM vectors WHERE collection_id=? ORDER BY id", (self.collection_id,))
-        return np.fromiter((r[0] for r in rows), np.int64, count=len(rows))
+        rows = self._rows("SELECT id FROM vectors WHERE collection_id=?", (self.collection_id,))
+        return np.sort(np.fromiter((r[0] for r in rows), np.int64, count=len(rows)))
 
     def _build(self, kind: str | None = None) -> AnnIndex:
         """A fresh faiss index of every stored vector (IVF: k-means on a sample, then lists filled in chunks)."""
@@ -358,8 +358,9 @@ class SearchIndex:
             ann = self._ann
             # rows added since (ids only grow: AUTOINCREMENT)
             while True:
-                rows = self._rows("SELECT id, vector FROM vectors WHERE collection_id=? AND id>? ORDER BY id "
-                                  f"LIMIT {_CHUNK}", (self.collection_id, self._max_id))
+                # "+collection_id": walk the rowid range, not the (collection, owner) index
+                rows = self._rows("SELECT id, vector FROM vectors WHERE id>? AND +collection_id=? ORDER BY id "
+                                  f"LIMIT {_CHUNK}", (self._max_id, self.collection_id))
                 if not rows:
                     break
                 vid = np.array([r[0] for r in rows], np.int64)
@@ -452,8 +453,9 @@ class SearchIndex:
         rows = {}
         for start in range(0, len(valid), 900):
             part = [i for _, i in valid[start:start + 900]]
-            for vid, owner, meta in self._rows(f"SELECT id, owner, metadata FROM vectors WHERE collection_id=? AND "
-                                               f"id IN ({','.join('?' * len(part))})", (self.collection_id, *part)):
+            # "+collection_id": look the ids up by rowid, not by scanning the (collection, owner) index
+            for vid, owner, meta in self._rows(f"SELECT id, owner, metadata FROM vectors WHERE +collection_id=? "
+                                               f"AND id IN ({','.join('?' * len(part))})", (self.collection_id, *part)):
                 rows[int(vid)] = (owner, json.loads(meta or "{}"))
         hits: list[SearchHit] = []
         seen: set[str] = set()

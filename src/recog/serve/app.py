@@ -42,6 +42,7 @@ ROUTERS = [
     "models",
     "explain",
     "faces",
+    "search",
     "ops",
     "docs",
     "web",
