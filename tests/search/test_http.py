@@ -51,7 +51,7 @@ def shop(tiny_bundle, photos, tmp_path, monkeypatch):
 def settings(bundle, **kw):
     from recog.serve import load_settings
 
-    return load_settings(models={"tiny": str(bundle)}, env={}, **kw)
+    return load_settings(models={"tiny": str(bundle)}, env={}, preprocess_workers=1, **kw)
 
 
 def problem(r: httpx.Response, status: int) -> dict:

@@ -188,7 +188,7 @@ def test_ann_updates_incrementally_and_catches_up_from_sqlite(db, small_exact_bu
 
 
 def test_filtered_ivf_query_finds_the_matching_items(db, small_exact_budget, monkeypatch):
-    monkeypatch.setattr(ann_module, "FILTER_EXACT_MAX", 50)  # take the IDSelector path
+    monkeypatch.setattr(ann_module, "FILTER_EXACT_MAX_FLOATS", 16 * 50)  # take the IDSelector path
     v = unit(900, seed=2)
     with Indexes(db) as indexes:
         idx = indexes.create("big", model=REF)

@@ -141,17 +141,19 @@ def index_images(index: "SearchIndex", model: "Predictor", ref: ModelRef, paths:
     """Embed and add images in batches, each batch one committed transaction.
 
     An interrupted run loses at most the batch in flight; a rerun skips the
-    ``(item, sha256)`` pairs already stored without embedding them again.
+    ``(item, sha256)`` pairs already stored without embedding them again (and,
+    for images whose item is not named in ``meta``, any image already stored).
     Item ids come from ``meta`` (the CSV's id column), else the path relative to ``root``.
     """
     meta = meta or {}
     report = IndexReport(index.name)
     existing = index.existing_keys()
+    stored = {key for _, key in existing}
     todo: list[tuple[Path, str, str, str, dict[str, Any]]] = []
     for p in paths:
         rel = p.resolve().relative_to(root.resolve()).as_posix() if _inside(p, root) else p.as_posix()
-        item, fields = meta.get(rel, (None, {}))
-        item = item or rel
+        given, fields = meta.get(rel, (None, {}))
+        item = given or rel
         try:
             digest = file_sha256(p)
         except OSError as exc:
@@ -159,12 +161,14 @@ def index_images(index: "SearchIndex", model: "Predictor", ref: ModelRef, paths:
             if progress:
                 progress(1)
             continue
-        if (item, digest) in existing:
+        # an image already stored is skipped: under the same item, or under any item when none was named
+        if (item, digest) in existing or (given is None and digest in stored):
             report.skipped += 1
             if progress:
                 progress(1)
             continue
         existing.add((item, digest))
+        stored.add(digest)
         todo.append((p, rel, item, digest, fields))
     for start in range(0, len(todo), batch_size):
         batch = todo[start:start + batch_size]
@@ -189,23 +193,6 @@ def _inside(p: Path, root: Path) -> bool:
     return True
 
 
-def image_paths(folder: Path) -> list[Path]:
-    """Image files under ``folder`` (recursively), sorted.
-
-    Raises:
-        DatasetError: not a folder, or no images in it.
-    """
-    from recog.io import IMAGE_EXTENSIONS
-
-    if not folder.is_dir():
-        raise DatasetError(f"{folder.name}: expected a folder of images, and it is not a folder.")
-    paths = sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
-    if not paths:
-        raise DatasetError(f"{folder.name}: no image files in this folder.",
-                           hint=f"expected files ending in {', '.join(sorted(IMAGE_EXTENSIONS))}")
-    return paths
-
-
 def index_folder(indexes: "Indexes", name: str, folder: str | Path, *, model: str | None = None,
                  meta_csv: str | Path | None = None, create: bool = True, batch_size: int = 32,
                  progress: Progress | None = None, on_total: Callable[[int], None] | None = None) -> IndexReport:
@@ -218,8 +205,10 @@ def index_folder(indexes: "Indexes", name: str, folder: str | Path, *, model: st
     """
     from recog.errors import NotFoundError
 
+    from recog.search.files import list_images
+
     root = Path(folder)
-    paths = image_paths(root)
+    paths = list_images(root)
     meta = read_meta_csv(Path(meta_csv), root) if meta_csv else None
     try:
         index = indexes.get(name)
