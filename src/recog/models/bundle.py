@@ -30,6 +30,7 @@ from recog.clock import utc_now
 from recog.errors import BundleError, BundleIntegrityError, BundleInvalidError, ModelNotFoundError
 from recog.models.checks import bundle_file
 from recog.types import ModelInfo, Preprocessing
+from recog.io.digest import sha256_file  # noqa: F401  (re-exported: bundle hashes)
 
 if TYPE_CHECKING:
     import torch
@@ -39,15 +40,6 @@ MANIFEST = "recog.json"
 REQUIRED_FILES = ("config.json", "model.safetensors")
 #: Largest accepted recog.json (100,000 labels take about 2 MB).
 MAX_MANIFEST_BYTES = 64 << 20
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from recog.errors import InvalidInputError
+from recog.io.digest import sha256_file
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -291,14 +291,6 @@ def relative_to(path: str | Path, root: str | Path | None) -> str:
     return str(path)
 
 
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 @dataclass
 class Member:
     path: str
@@ -391,7 +383,7 @@ def find_duplicates(paths: Sequence[str | Path], *, method: str = "embedding", t
     digests: list[str | None] = []
     for p in paths:
         try:
-            digests.append(file_digest(p))
+            digests.append(sha256_file(p))
         except OSError as exc:
             digests.append(None)
             failures.append((rel(p), f"cannot read: {exc.strerror or exc}"))

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from recog.errors import DatasetError, InvalidInputError
+from recog.io.digest import sha256_file
 from recog.search.types import ModelRef, SearchHits
 
 if TYPE_CHECKING:
@@ -54,14 +55,6 @@ def load_embedder(name: str) -> tuple["Predictor", ModelRef]:
         name = str(Path(name).resolve())
     model = load(name, backend="torch").embedder()
     return model, model_ref(model, name)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _typed(value: str) -> Any:
@@ -155,7 +148,7 @@ def index_images(index: "SearchIndex", model: "Predictor", ref: ModelRef, paths:
         given, fields = meta.get(rel, (None, {}))
         item = given or rel
         try:
-            digest = file_sha256(p)
+            digest = sha256_file(p)
         except OSError as exc:
             report.failures.append((rel, f"cannot read: {exc.strerror or exc}"))
             if progress:
