@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from recog.anomaly.evalset import EvalItem, load_eval_set
-from recog.errors import BundleError, ConfigError, DatasetError, ImageError
+from recog.errors import BundleError, ConfigError, ImageError
 
 #: overlays shown per report section.
 CARDS = 8
@@ -36,15 +36,10 @@ def evaluate_anomaly(predictor: Any, data: Any, *, split: str | None, out: Path,
         raise ConfigError(f"{predictor.path}: this anomaly network has no threshold (it was saved without fitting).",
                           hint="fit it on good images: recog train GOOD_DIR --task anomaly")
     items, split_name = load_eval_set(data, split)
-    paths = [it.path for it in items]
-    if progress_factory is None:
-        raw, kept, refused = predictor.outputs_many(paths, batch_size=batch_size)
-    else:
-        with progress_factory(f"evaluating ({predictor.backend.name})", len(paths)) as advance:
-            raw, kept, refused = predictor.outputs_many(paths, batch_size=batch_size, progress=advance)
-    failures = [(str(paths[i]), str(exc)) for i, exc in refused]
-    if not kept:
-        raise DatasetError(f"{data}: none of the {len(paths)} images could be read.")
+    from recog.tasks.base import evaluation_outputs
+
+    raw, kept, failures = evaluation_outputs(predictor, [it.path for it in items], data, batch_size=batch_size,
+                                             progress_factory=progress_factory)
     kept_items = [items[i] for i in kept]
     results = predictor.postprocess(raw, sources=[str(it.path) for it in kept_items])
     scores = np.array([r.score for r in results])

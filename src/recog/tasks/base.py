@@ -181,6 +181,29 @@ class Task(ABC):
         """None when an export passes, else the reason it is refused."""
 
 
+def evaluation_outputs(predictor: Any, paths: Sequence[Any], data: Any, *, batch_size: int,
+                       progress_factory: Callable[[str, int], Any] | None
+                       ) -> tuple[np.ndarray, list[int], list[tuple[str, str]]]:
+    """Raw outputs of ``predictor`` on ``paths`` for an evaluation, with a progress bar when given one.
+
+    Returns:
+        ``(raw, kept, failures)``: outputs for the ``kept`` indices and ``(path, reason)`` per refused file.
+
+    Raises:
+        DatasetError: none of the images could be read.
+    """
+    from recog.errors import DatasetError
+
+    if progress_factory is None:
+        raw, kept, refused = predictor.outputs_many(paths, batch_size=batch_size)
+    else:
+        with progress_factory(f"evaluating ({predictor.backend.name})", len(paths)) as advance:
+            raw, kept, refused = predictor.outputs_many(paths, batch_size=batch_size, progress=advance)
+    if not kept:
+        raise DatasetError(f"{data}: none of the {len(paths)} images could be read.")
+    return raw, kept, [(str(paths[i]), str(exc)) for i, exc in refused]
+
+
 _TASKS: dict[str, type[Task]] = {}
 #: tasks registered on first use, so that looking one up imports only its module.
 _BUILTIN = {"classify": "recog.tasks.classify", "embed": "recog.tasks.embed", "anomaly": "recog.tasks.anomaly", "hog-svm": "recog.features.hog_svm"}

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from recog.errors import DatasetError
-from recog.tasks.base import EvaluationResult, Task, register_task
+from recog.tasks.base import EvaluationResult, Task, evaluation_outputs, register_task
 from recog.types import Classification, Label
 
 if TYPE_CHECKING:
@@ -199,15 +199,8 @@ class Classify(Task):
         dataset = load_dataset(data)
         samples, split_name = choose_split(dataset, split)
         require_model_labels(samples, predictor.labels, data)
-        paths = [s.path for s in samples]
-        if progress_factory is None:
-            logits, kept, refused = predictor.outputs_many(paths, batch_size=batch_size)
-        else:
-            with progress_factory(f"evaluating ({predictor.backend.name})", len(paths)) as advance:
-                logits, kept, refused = predictor.outputs_many(paths, batch_size=batch_size, progress=advance)
-        failures = [(str(paths[i]), str(exc)) for i, exc in refused]
-        if not kept:
-            raise DatasetError(f"{data}: none of the {len(paths)} images could be read.")
+        logits, kept, failures = evaluation_outputs(predictor, [s.path for s in samples], data, batch_size=batch_size,
+                                                    progress_factory=progress_factory)
         probs = probabilities(logits, predictor.manifest.temperature)
         index = {name: i for i, name in enumerate(predictor.labels)}
         kept_samples = [samples[i] for i in kept]
