@@ -20,7 +20,8 @@ templates (good). Figures:
 
 Usage::
 
-    python benchmarks/anomaly.py                         # 512 px, bank <= 4096
+    python benchmarks/anomaly.py                         # the defaults: 512 px, bank <= 2048
+    python benchmarks/anomaly.py --banks 256,512,1024    # + AUROC and latency with smaller banks
     python benchmarks/anomaly.py --image-size 384 --max-bank 2048 --threads 2
     python benchmarks/anomaly.py --report runs/pcb-report   # also the recog evaluate report (unseen spots)
 """
@@ -129,6 +130,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--latency-images", type=int, default=20)
+    ap.add_argument("--banks", default="", help="also score with the first K rows of the bank, e.g. 512,1024 "
+                    "(greedy k-center picks in order, so they are the K-row coreset); AUROC and latency per K")
     ap.add_argument("--report", type=Path, default=None, help="also write the recog evaluate report (unseen spots) here")
     ap.add_argument("--json", type=Path, default=None, help="write the figures as JSON here")
     args = ap.parse_args()
@@ -174,6 +177,24 @@ def main() -> None:
             model.predict(str(p["tested"]))
             lat.append(time.perf_counter() - t)
         latency = statistics.median(lat[2:]) if len(lat) > 2 else statistics.median(lat)
+        sweep = {}
+        full = model.backend.model.memory_bank.clone()
+        for k in [int(v) for v in args.banks.split(",") if v.strip()]:
+            if k >= len(full):
+                continue
+            model.backend.model.set_bank(full[:k])  # the first K greedy picks; threshold kept: AUROC is threshold-free
+            g = model.predict_many([str(p["template"]) for p in held], batch_size=8)
+            d = model.predict_many([str(p["tested"]) for p in pairs], batch_size=8)
+            t = []
+            for p in held[:args.latency_images + 2]:
+                t0 = time.perf_counter()
+                model.predict(str(p["tested"]))
+                t.append(time.perf_counter() - t0)
+            sweep[k] = {"image_auroc_all": figures(g, d, pairs, fitted.threshold)["image_auroc"],
+                        "image_auroc_unseen": figures(g, [d[i] for i in unseen], [pairs[i] for i in unseen],
+                                                      fitted.threshold)["image_auroc"],
+                        "latency_p50_ms_batch1": round(1000 * statistics.median(t[2:] or t), 1)}
+        model.backend.model.set_bank(full)
         if args.report is not None:
             from recog.engine.evaluate import evaluate
 
@@ -188,7 +209,8 @@ def main() -> None:
     summary = {"input_px": fitted.preprocessing.size[0], "bank": fitted.record["bank_size"],
                "feature_dim": fitted.record["feature_dim"], "train_s": round(train_s, 1),
                "scoring_s_per_image": round(score_s / (len(goods) + len(defects)), 3),
-               "latency_p50_ms_batch1": round(1000 * latency, 1), "threads": args.threads, "results": results}
+               "latency_p50_ms_batch1": round(1000 * latency, 1), "threads": args.threads, "results": results,
+               "bank_sweep": sweep}
     print(f"\n{'protocol':<18} {'good':>4} {'defect':>6} {'AUROC':>6} {'AP':>6} {'F1@thr':>6} {'FRR':>6} "
           f"{'escape':>6} {'boxes':>5} {'peak':>6} {'above':>6} {'pxAUROC':>7}")
     for name, r in results.items():
@@ -197,6 +219,9 @@ def main() -> None:
               f"{r['box_peak_share']:>6.3f} {r['box_above_share']:>6.3f} {r['pixel_auroc']:>7.4f}")
     print(f"\nbank {summary['bank']} x {summary['feature_dim']}, input {summary['input_px']} px, training "
           f"{summary['train_s']} s, latency p50 (batch 1, {args.threads} threads) {summary['latency_p50_ms_batch1']} ms")
+    for k, v in sweep.items():
+        print(f"bank {k}: AUROC all {v['image_auroc_all']:.4f}, unseen spots {v['image_auroc_unseen']:.4f}, "
+              f"latency p50 {v['latency_p50_ms_batch1']} ms")
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2) + "\n")
 

@@ -62,7 +62,7 @@ class FitOptions:
     holdout: float = 0.1
     false_reject_rate: float = 0.01
     coreset_ratio: float = 0.02
-    max_bank: int | None = 16384
+    max_bank: int | None = 2048
     sigma: float = 4.0
 
     def __post_init__(self) -> None:

@@ -4,12 +4,13 @@ PatchCore (Roth et al., "Towards Total Recall in Industrial Anomaly
 Detection", CVPR 2022), without the learning: a patch is anomalous when its
 feature is far from every patch feature seen on good images.
 
-* **Patch features**: two intermediate feature maps of the backbone (for
-  EfficientNet-Lite the ends of its 3rd and 4th stages: 40 channels at
-  stride 8 and 80 at stride 16, chosen on pcb over stages 3+5 and 3+4+5,
-  see the README), each locally aggregated with a 3x3 average, the coarser
-  one upsampled (bilinear) to the finer grid, concatenated: ``(N, D, h, w)``
-  with ``D = 120`` and ``h = ceil(H / 8)`` for lite0/1.
+* **Patch features**: two intermediate feature maps of the backbone, each
+  locally aggregated with a 3x3 average and brought to one grid (a finer map
+  average-pooled down, a coarser one upsampled bilinearly), concatenated:
+  ``(N, D, h, w)``. For EfficientNet-Lite: the ends of its 2nd and 3rd
+  stages (24 channels at stride 4, 40 at stride 8) on the stride-8 grid, so
+  ``D = 64`` and ``h = ceil(H / 8)`` (lite0/1). Chosen on pcb (README) over
+  stages 3+4, 3+5, 3+4+5, 2+3+4 and 2+3 on the stride-4 grid.
 * **Memory bank**: ``(M, D)`` good patch features chosen by greedy k-center
   (:mod:`recog.anomaly.coreset`), a buffer of this module, so it is saved in
   ``model.safetensors`` beside the backbone weights and hashed with them.
@@ -19,7 +20,7 @@ feature is far from every patch feature seen on good images.
   ``(N, h * w)`` (flattened so that every backend, the batcher and the ONNX
   export move one 2-D array; :func:`recog.anomaly.maps.grid_shape` recovers ``(h, w)``).
 
-Cost: one backbone pass (lite0 truncated after its 4th stage) plus ``h·w·M·D``
+Cost: one backbone pass (lite0 truncated after its 3rd stage) plus ``h·w·M·D``
 multiply-adds for the search, which dominates at large banks: see the
 README's "Visual quality control" section for the measured bank-size /
 latency trade-off.
@@ -44,8 +45,10 @@ from torch import nn
 
 from recog.errors import ConfigError
 
-#: EfficientNet-Lite stages whose outputs are the patch features (0-based; strides 8 and 16).
-LITE_LAYERS = (2, 3)
+#: EfficientNet-Lite stages whose outputs are the patch features (0-based; strides 4 and 8) ...
+LITE_LAYERS = (1, 2)
+#: ... and which of them sets the output grid (stride 8).
+LITE_GRID_FROM = 1
 #: bank rows per chunk of the nearest-neighbour search.
 DEFAULT_CHUNK = 2048
 #: Square input size for EfficientNet-Lite backbones, measured on pcb (README "Visual quality control").
@@ -132,12 +135,16 @@ class _HiddenStates(nn.Module):
         return maps
 
 
-def _patch_features(maps: list[torch.Tensor]) -> torch.Tensor:
-    """Tapped maps → ``(N, D, h, w)``: each 3x3-averaged, resized to the first (finest) map, concatenated."""
-    h, w = maps[0].shape[-2:]
+def _patch_features(maps: list[torch.Tensor], grid_from: int = 0) -> torch.Tensor:
+    """Tapped maps → ``(N, D, h, w)`` on the grid of ``maps[grid_from]``: each 3x3-averaged, a finer map
+    average-pooled down (by its integer factor), a coarser one upsampled bilinearly, concatenated."""
+    h, w = maps[grid_from].shape[-2:]
     out = []
     for m in maps:
         m = F.avg_pool2d(m.float(), 3, stride=1, padding=1, count_include_pad=False)
+        factor = m.shape[-2] // h
+        if factor >= 2:
+            m = F.avg_pool2d(m, factor, stride=factor, ceil_mode=True, count_include_pad=False)
         if m.shape[-2:] != (h, w):
             m = F.interpolate(m, size=(h, w), mode="bilinear", align_corners=False)
         out.append(m)
@@ -153,14 +160,17 @@ class PatchCoreNet(nn.Module):
         recog_config: what rebuilds this module from a bundle's config.json (see recog.models.native).
 
     Example:
-        >>> net = build_patchcore("lite0", [2, 3], bank_size=1, feature_dim=120).eval()
+        >>> net = build_patchcore("lite0", [1, 2], bank_size=1, feature_dim=64, grid_from=1).eval()
         >>> net(torch.zeros(1, 3, 64, 64)).shape
         torch.Size([1, 64])
     """
 
     def __init__(self, backbone: str, layers: list[int], bank_size: int, feature_dim: int,
-                 backbone_config: dict[str, Any] | None = None, chunk: int = DEFAULT_CHUNK) -> None:
+                 backbone_config: dict[str, Any] | None = None, chunk: int = DEFAULT_CHUNK,
+                 grid_from: int = 0) -> None:
         super().__init__()
+        if not 0 <= grid_from < len(layers):
+            raise ConfigError(f"grid_from must index the {len(layers)} tapped layers, got {grid_from}.")
         if bank_size < 1 or feature_dim < 1 or chunk < 1:
             raise ConfigError(f"bank_size, feature_dim and chunk must be >= 1, got {bank_size}, {feature_dim}, {chunk}.")
         if backbone == "transformers":
@@ -173,9 +183,11 @@ class PatchCoreNet(nn.Module):
             raise ConfigError(f"unknown anomaly backbone {backbone!r}; expected lite0, lite1, lite2 or transformers.")
         self.feature_dim = feature_dim
         self.chunk = chunk
+        self.grid_from = grid_from
         self.register_buffer("memory_bank", torch.zeros(bank_size, feature_dim))
         self.recog_config = {"architecture": "patchcore", "backbone": backbone, "layers": list(layers),
-                             "bank_size": bank_size, "feature_dim": feature_dim, "chunk": chunk}
+                             "bank_size": bank_size, "feature_dim": feature_dim, "chunk": chunk,
+                             "grid_from": grid_from}
         if backbone_config is not None:
             self.recog_config["backbone_config"] = backbone_config
 
@@ -191,7 +203,7 @@ class PatchCoreNet(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Normalized ``(N, 3, H, W)`` → patch features ``(N, D, h, w)``."""
-        f = _patch_features(self.trunk(x))
+        f = _patch_features(self.trunk(x), self.grid_from)
         if f.shape[1] != self.feature_dim:
             raise ConfigError(f"the backbone gives {f.shape[1]}-dim patch features, the bank holds "
                               f"{self.feature_dim}-dim ones.")
@@ -230,9 +242,11 @@ def nearest_distance(x: torch.Tensor, bank: torch.Tensor, chunk: int = DEFAULT_C
 
 
 def build_patchcore(backbone: str, layers: list, bank_size: int, feature_dim: int,
-                    backbone_config: dict | None = None, chunk: int = DEFAULT_CHUNK) -> PatchCoreNet:
+                    backbone_config: dict | None = None, chunk: int = DEFAULT_CHUNK,
+                    grid_from: int = 0) -> PatchCoreNet:
     """A :class:`PatchCoreNet` with a zero bank and random weights (the bundle loader fills both)."""
-    return PatchCoreNet(backbone, [int(v) for v in layers], bank_size, feature_dim, backbone_config, chunk)
+    return PatchCoreNet(backbone, [int(v) for v in layers], bank_size, feature_dim, backbone_config, chunk,
+                        grid_from)
 
 
 def create_anomaly_model(source: str, *, weights: str | None = None, image_size: int | None = None) -> Any:
@@ -261,7 +275,7 @@ def from_classifier(model: nn.Module) -> PatchCoreNet:
     from recog.models.efficientnet_lite import EfficientNetLite
 
     if isinstance(model, EfficientNetLite):
-        net = PatchCoreNet(model.variant, list(LITE_LAYERS), 1, 1)
+        net = PatchCoreNet(model.variant, list(LITE_LAYERS), 1, 1, grid_from=LITE_GRID_FROM)
         own = net.trunk.state_dict()
         net.trunk.load_state_dict({k: v for k, v in model.state_dict().items() if k in own})
     elif hasattr(model, "config") and hasattr(model, "base_model"):
@@ -302,4 +316,4 @@ def _feature_dim(net: PatchCoreNet) -> int:
     size = getattr(cfg, "image_size", 32)
     size = size if isinstance(size, int) else 32
     with torch.no_grad():
-        return int(_patch_features(trunk.eval()(torch.zeros(1, 3, size, size))).shape[1])
+        return int(_patch_features(trunk.eval()(torch.zeros(1, 3, size, size)), net.grid_from).shape[1])
