@@ -188,9 +188,9 @@ def dicom_info(source: Any) -> dict[str, Any]:
         >>> dicom_info("CT_small.dcm")["modality"]     # doctest: +SKIP
         'CT'
     """
-    from recog.io.image import _read_bytes
+    from recog.io.source import read_bytes
 
-    data, name = _read_bytes(source, None)
+    data, name = read_bytes(source, None)
     if not is_dicom(data[:132]):
         raise UnsupportedFormatError(f"{name}: not a DICOM file (no 'DICM' marker at byte 128).")
     return image_info(read_header(data, name))
@@ -418,9 +418,9 @@ def anonymize_file(src: Any, dst: Any, *, salt: str, max_bytes: int | None = Non
         CorruptImageError: unreadable header.
         UnsupportedFormatError: not DICOM, or text is burned into the pixels (BurnedInAnnotation YES).
     """
-    from recog.io.image import _read_bytes
+    from recog.io.source import read_bytes
 
-    data, name = _read_bytes(src, max_bytes)
+    data, name = read_bytes(src, max_bytes)
     if not is_dicom(data[:132]):
         raise UnsupportedFormatError(f"{name}: not a DICOM file (no 'DICM' marker at byte 128).")
     ds = read_header(data, name)

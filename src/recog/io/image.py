@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from recog.errors import CorruptImageError, ImageTooLargeError, UnsupportedFormatError
+from recog.io.source import read_bytes
 
 ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, IO[bytes], Image.Image, np.ndarray]
 
@@ -162,31 +163,6 @@ def _check_jpeg_scans(data: bytes, name: str) -> None:
             hint="re-encode the image (a baseline or standard progressive JPEG, or PNG)")
 
 
-def _read_bytes(source: ImageSource, max_bytes: int | None) -> tuple[bytes, str]:
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-        name = "<bytes>"
-    elif isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        name = str(path)
-        if not path.is_file():
-            raise CorruptImageError(f"{name}: no such file.", hint="check the path")
-        if max_bytes is not None and path.stat().st_size > max_bytes:
-            raise ImageTooLargeError(
-                f"{name}: {path.stat().st_size} bytes is over the {max_bytes}-byte cap.",
-                hint="resize the image or raise the byte cap")
-        data = path.read_bytes()
-    elif hasattr(source, "read"):
-        name = getattr(source, "name", "<stream>")
-        data = source.read(-1 if max_bytes is None else max_bytes + 1)
-    else:
-        raise UnsupportedFormatError(
-            f"expected a path, bytes, a file object, a PIL image or an HxWx3 uint8 array; got {type(source).__name__}.")
-    if max_bytes is not None and len(data) > max_bytes:
-        raise ImageTooLargeError(f"{name}: more than {max_bytes} bytes.", hint="resize the image or raise the byte cap")
-    return data, str(name)
-
-
 def _to_rgb(img: Image.Image) -> Image.Image:
     """Any PIL mode to 8-bit RGB; alpha is composited on white."""
     mode = img.mode
@@ -248,7 +224,7 @@ def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS, max
         _check_pixels((source.shape[1], source.shape[0]), max_pixels, "<array>")
         return Image.fromarray(source, "RGB")
 
-    data, name = _read_bytes(source, max_bytes)
+    data, name = read_bytes(source, max_bytes)
     if not data:
         raise CorruptImageError(f"{name}: the file is empty (0 bytes).", hint="re-export or re-download the image")
     if data[128:132] == b"DICM":    # DICOM Part 10 (its preamble may itself look like a TIFF): recog.io.dicom
@@ -284,7 +260,7 @@ def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS, max
 
 def image_size(source: ImageSource) -> tuple[int, int]:
     """(width, height) as declared by the header, without decoding pixels."""
-    data, name = _read_bytes(source, None)
+    data, name = read_bytes(source, None)
     if data[128:132] == b"DICM":
         from recog.io.dicom import dicom_size
 
