@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import io
 import os
-from pathlib import Path
 from typing import IO, Union
 
 import numpy as np
