@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 
-from recog.search.dedup import UnionFind, choose_threshold, find_duplicates, hamming_pairs, write_outputs
+from recog.search.calibrate import choose_threshold
+from recog.search.dedup import find_duplicates, write_outputs
 from recog.search.files import list_images
 from recog.search.labels import find_label_issues, out_of_sample_probs
+from recog.search.pairs import UnionFind, hamming_pairs
 
 from .conftest import truth_pairs
 

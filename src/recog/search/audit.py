@@ -80,7 +80,7 @@ class AuditResult:
 
 def outlier_scores(vectors: np.ndarray, k: int = OUTLIER_K) -> np.ndarray:
     """``1 -`` mean cosine similarity of each unit vector to its ``k`` nearest others, ``(n,)``."""
-    from recog.search.dedup import nearest_neighbours
+    from recog.search.pairs import nearest_neighbours
 
     if len(vectors) < 3:
         return np.zeros(len(vectors), np.float32)
