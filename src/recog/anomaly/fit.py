@@ -188,19 +188,16 @@ def extract(net: "PatchCoreNet", paths: Sequence[Path], prep: "Preprocessing", *
     return feats, kept, failures
 
 
-def image_scores(net: "PatchCoreNet", feats: Sequence[np.ndarray], prep: "Preprocessing", sigma: float,
-                 device: str) -> np.ndarray:
-    """Image scores (heatmap maxima, as :meth:`recog.tasks.anomaly.Anomaly.postprocess` computes them)."""
+def image_scores(net: "PatchCoreNet", feats: Sequence[np.ndarray], device: str) -> np.ndarray:
+    """Image scores, as :meth:`recog.tasks.anomaly.Anomaly.postprocess` computes them: the largest patch distance."""
     import torch
 
-    from recog.anomaly.maps import grid_shape, heatmap
     from recog.anomaly.network import nearest_distance
 
     out = []
     for f in feats:
         with torch.inference_mode():
-            d = nearest_distance(torch.from_numpy(f).to(device), net.memory_bank, net.chunk).cpu().numpy()
-        out.append(float(heatmap(d.reshape(grid_shape(len(d), prep.size)), prep.size, sigma=sigma).max()))
+            out.append(float(nearest_distance(torch.from_numpy(f).to(device), net.memory_bank, net.chunk).max()))
     return np.asarray(out, dtype=np.float64)
 
 
@@ -266,7 +263,7 @@ def fit_anomaly(paths: Sequence[str | Path], *, model: str = "efficientnet-lite0
     bank = select(firsts, min(target, sum(len(f) for f in firsts)), seed=seed)
     t_core[0] += time.perf_counter() - t
     net.set_bank(torch.from_numpy(bank).to(device))
-    held_scores = image_scores(net, held_feats, prep, options.sigma, device)
+    held_scores = image_scores(net, held_feats, device)
     threshold = threshold_at(held_scores, options.false_reject_rate)
     net = net.cpu().eval()
     calibration = {"method": "anomaly-threshold", "threshold": round(threshold, 6), "rule": "false_reject_rate",

@@ -10,8 +10,11 @@ evaluation and the benchmark share them.
   (scipy.ndimage, 8-connected) as ``[x1, y1, x2, y2]`` boxes scaled to the
   original image, each with its peak score.
 
-The image score is the heatmap's maximum, so an image fails exactly when it
-has at least one region: the verdict and the boxes never disagree.
+The image score is the largest patch distance (PatchCore's; smoothing first
+costs 0.025 image AUROC on pcb, where defects span one or two patches), and
+the smoothed heatmap is rescaled so that its peak equals it
+(:func:`peak_preserving`): an image fails exactly when its heatmap has a
+region above the threshold, so the verdict and the boxes never disagree.
 """
 
 from __future__ import annotations
@@ -59,6 +62,17 @@ def heatmap(patch: np.ndarray, size: tuple[int, int], *, sigma: float = SIGMA) -
     img = Image.fromarray(np.ascontiguousarray(patch, dtype=np.float32), mode="F")
     up = np.asarray(img.resize((W, H), Image.BILINEAR), dtype=np.float32)
     return ndimage.gaussian_filter(up, sigma, mode="nearest") if sigma > 0 else up
+
+
+def peak_preserving(smoothed: np.ndarray, peak: float) -> np.ndarray:
+    """``smoothed`` scaled so that its maximum is ``peak`` (unchanged when its maximum is not positive).
+
+    Example:
+        >>> peak_preserving(np.array([[1.0, 2.0]]), 3.0).tolist()
+        [[1.5, 3.0]]
+    """
+    top = float(smoothed.max())
+    return smoothed * np.float32(peak / top) if top > 0 else smoothed
 
 
 def regions(norm_map: np.ndarray, image_size: tuple[int, int], *, level: float = 1.0,

@@ -154,7 +154,7 @@ class Anomaly(Task):
                 source path's header, else the model input size.
         """
         from recog.anomaly import bundle_threshold
-        from recog.anomaly.maps import grid_shape, heatmap, regions
+        from recog.anomaly.maps import grid_shape, heatmap, peak_preserving, regions
 
         t = bundle_threshold(manifest) if threshold is None else float(threshold)
         if t is not None and not t > 0:
@@ -164,8 +164,8 @@ class Anomaly(Task):
         raw = np.asarray(raw, dtype=np.float32).reshape(len(raw), -1)
         results = []
         for i, (row, source) in enumerate(zip(raw, sources)):
-            hm = heatmap(row.reshape(grid_shape(len(row), prep.size)), prep.size, sigma=sigma)
-            score = float(hm.max())
+            score = float(row.max())  # PatchCore's image score: the largest patch distance
+            hm = peak_preserving(heatmap(row.reshape(grid_shape(len(row), prep.size)), prep.size, sigma=sigma), score)
             size = image_sizes[i] if image_sizes is not None and image_sizes[i] is not None else _source_size(source)
             size = size or (prep.size[1], prep.size[0])
             boxes: list[list[float]] = []
