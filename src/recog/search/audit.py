@@ -165,10 +165,10 @@ def audit_dataset(data: Any, *, model: Any = None, model_name: str | None = None
     good = [i for i, p in enumerate(paths) if str(p) not in bad_set]
     if embed is None:
         if model is None:
-            from recog.runtime.predictor import load
+            from recog.search.images import embedder
 
             model_name = model_name or "efficientnet-lite0"
-            model = load(model_name, backend="torch").embedder()
+            model = embedder(model_name)
         embed = _model_embed(model, progress)
     stage("embedding", len(good))
     vecs, kept, failures = embed([paths[i] for i in good])

@@ -178,9 +178,9 @@ def cluster_paths(paths: Sequence[str | Path], *, model: Any = None, model_name:
 
     paths = [Path(p) for p in paths]
     if model is None:
-        from recog.runtime.predictor import load
+        from recog.search.images import embedder
 
-        model = load(model_name or "efficientnet-lite0", backend="torch").embedder()
+        model = embedder(model_name or "efficientnet-lite0")
     raw, kept, failures = model.outputs_many(paths, progress=progress)
     result = cluster_vectors(raw, **options)
     result.paths = [relative_to(paths[i], root) for i in kept]

@@ -129,6 +129,9 @@ def find_duplicates(paths: Sequence[str | Path], *, method: str = "embedding", t
     def rel(p: Path) -> str:
         return relative_to(p, base)
 
+    def reason(p: Path, exc: Exception) -> str:  # the loader's message, naming the file as reported
+        return str(exc).replace(str(p), rel(p))
+
     failures: list[tuple[str, str]] = []
     digests: list[str | None] = []
     for p in paths:
@@ -152,7 +155,7 @@ def find_duplicates(paths: Sequence[str | Path], *, method: str = "embedding", t
     score: Callable[[int, int], float] | None = None
     if method in ("phash", "dhash"):
         done = decode_reduced([paths[i] for i in unique], 256, progress)
-        failures += [(rel(paths[unique[j]]), str(exc)) for j, exc in done.failures]
+        failures += [(rel(paths[unique[j]]), reason(paths[unique[j]], exc)) for j, exc in done.failures]
         ok = [unique[j] for j in done.kept]
         bits = np.array([hash_image(img, method) for img in done.items], dtype=np.uint64)
         t = Threshold(method, float(threshold), "given", "--threshold") if threshold is not None else \
@@ -165,11 +168,11 @@ def find_duplicates(paths: Sequence[str | Path], *, method: str = "embedding", t
     elif method == "embedding":
         if vectors is None:
             if model is None:
-                from recog.runtime.predictor import load
+                from recog.search.images import embedder
 
-                model = load(model_name or "efficientnet-lite0", backend="torch").embedder()
+                model = embedder(model_name or "efficientnet-lite0")
             raw, kept, fails = model.outputs_many([paths[i] for i in unique], progress=progress)
-            failures += [(rel(paths[unique[j]]), str(exc)) for j, exc in fails]
+            failures += [(rel(paths[unique[j]]), reason(paths[unique[j]], exc)) for j, exc in fails]
             ok = [unique[j] for j in kept]
             vecs = raw
         else:
