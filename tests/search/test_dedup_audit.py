@@ -80,6 +80,9 @@ def test_threshold_sits_between_copies_and_distinct_images():
     for nearest in (distinct, with_dups):
         t = choose_threshold("embedding", copies, nearest).value
         assert distinct.max() < t < np.quantile(copies, 0.02)
+    # a catalogue of similar but distinct photos and no copies: no near-duplicates claimed at 0.85
+    similar = rng.normal(0.69, 0.09, 700)
+    assert choose_threshold("embedding", np.clip(rng.normal(0.94, 0.04, 224), 0, 1), similar).value > 0.95
     hashes = choose_threshold("phash", rng.integers(0, 8, 100), rng.integers(20, 34, 300)).value
     assert 8 <= hashes < 20 and hashes == int(hashes)
 

@@ -55,7 +55,8 @@ def choose_threshold(method: str, positives: Sequence[float], nearest: Sequence[
     synthetic copies (``positives``, a kernel density); the distinct component
     is a Gaussian; the mixing share and the Gaussian are fitted by EM. The
     threshold is where the posterior of "copy" reaches 0.5, scanning up from
-    the distinct images' mean. Scores are similarities for ``embedding``
+    the distinct images' mean; where it never does (similar distinct images,
+    no copies), the closest possible score. Scores are similarities for ``embedding``
     (higher is closer) and Hamming distances for hashes (lower is closer).
 
     Args:
@@ -97,12 +98,13 @@ def choose_threshold(method: str, positives: Sequence[float], nearest: Sequence[
             if best is None or fit[3] > best[3] + 1e-9:
                 best = fit
         share, mu, sd, _ = best
-        top = max(float(pos.max()), float(s.max()))
-        grid = np.linspace(mu, top, 4000)
+        top = 1.0 if higher else 0.0  # the closest possible score: similarity 1, distance 0
+        grid = np.linspace(min(mu, top), top, 4000)
         f_neg = np.exp(-0.5 * ((grid - mu) / sd) ** 2) / (sd * np.sqrt(2 * np.pi))
         post = share * density(grid) / (share * density(grid) + (1 - share) * f_neg + 1e-300)
         above = np.flatnonzero(post >= 0.5)
-        value = float(grid[above[0]]) if len(above) else edge
+        # never more likely a copy: only the closest possible score counts (identical bytes are grouped anyway)
+        value = float(grid[above[0]]) if len(above) else top
     value = sign * value
     if not higher:
         value = float(np.floor(value))
