@@ -208,9 +208,15 @@ def main() -> None:
             layout = Path(tmp) / "unseen"
             for sub in ("good", "defect"):
                 (layout / sub).mkdir(parents=True)
+            from PIL import Image
+
+            (layout / "ground_truth" / "defect").mkdir(parents=True)
             for p in held:
                 (layout / "good" / p["template"].name).symlink_to(p["template"].resolve())
                 (layout / "defect" / p["tested"].name).symlink_to(p["tested"].resolve())
+                mask = box_mask(p["boxes"], (640, 640), (640, 640))  # DeepPCB images are 640 x 640
+                Image.fromarray(mask.astype(np.uint8) * 255).save(
+                    layout / "ground_truth" / "defect" / f"{p['tested'].stem}_mask.png")
             res = evaluate(bundle, layout, out=args.report, backend="torch")
             print("\n".join(res.summary) + f"\nreport: {res.report}")
     summary = {"input_px": fitted.preprocessing.size[0], "bank": fitted.record["bank_size"],

@@ -167,3 +167,17 @@ def test_unreachable_hub_fails_in_seconds_and_names_offline_presets(monkeypatch)
     with pytest.raises(WeightsUnavailableError, match="efficientnet-lite0"):
         create_model("no-such-owner/no-such-model", ["a", "b"])
     assert time.perf_counter() - start < 10
+
+
+def test_replacing_a_bundle_survives_leftovers_of_an_interrupted_replace(tmp_path):
+    created = create_model("resnet-micro", LABELS, weights="none")
+    out = tmp_path / "last"
+    save_bundle(out, created.model, labels=LABELS, preprocessing=created.preprocessing, source_model="resnet-micro")
+    stale = tmp_path / ".last-old-12345"  # a clean-up cut short by Ctrl-C
+    (stale / "sub").mkdir(parents=True)
+    (stale / "sub" / "weights").write_bytes(b"x")
+    for _ in range(2):
+        save_bundle(out, created.model, labels=LABELS, preprocessing=created.preprocessing,
+                    source_model="resnet-micro")
+    assert read_manifest(out).labels == tuple(LABELS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last"]

@@ -1,9 +1,9 @@
 """Heatmap overlays: the image, its anomaly map in colour where it is high, the defect boxes.
 
 Used by ``recog predict --draw`` and by the evaluation report. The map is
-normalized (1.0 = threshold); colour runs from transparent at half the
-threshold to fully drawn at twice it, so a passing part stays readable and
-a defect stands out.
+normalized (1.0 = threshold); colour (matplotlib's ``turbo``, blue to red)
+fades in from 0.6 of the threshold and is fully drawn from 1.4 times it, so
+a passing part stays readable and a defect stands out.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 #: normalized scores drawn from transparent (LOW) to opaque (HIGH).
-LOW, HIGH = 0.5, 2.0
+LOW, HIGH = 0.6, 1.4
 
 
 def overlay(image: np.ndarray, norm_map: np.ndarray, boxes: Sequence[Sequence[float]] = (), *,
@@ -31,8 +31,8 @@ def overlay(image: np.ndarray, norm_map: np.ndarray, boxes: Sequence[Sequence[fl
 
     h, w = image.shape[:2]
     m = np.asarray(Image.fromarray(np.asarray(norm_map, np.float32), mode="F").resize((w, h), Image.BILINEAR))
-    alpha = np.clip((m - LOW) / (HIGH - LOW), 0.0, 1.0)[..., None] * 0.65
-    colour = colormaps["inferno"](np.clip(m / HIGH, 0.0, 1.0))[..., :3] * 255.0
+    alpha = np.clip((m - LOW) / (HIGH - LOW), 0.0, 1.0)[..., None] * 0.7
+    colour = colormaps["turbo"](np.clip((m - LOW) / (HIGH - LOW), 0.0, 1.0))[..., :3] * 255.0
     out = (image.astype(np.float32) * (1 - alpha) + colour * alpha).clip(0, 255).astype(np.uint8)
     if mask is not None:
         from scipy import ndimage
@@ -42,7 +42,7 @@ def overlay(image: np.ndarray, norm_map: np.ndarray, boxes: Sequence[Sequence[fl
         out[edge] = (40, 220, 60)
     pil = Image.fromarray(out)
     draw = ImageDraw.Draw(pil)
-    width = max(1, round(min(h, w) / 200))
+    width = max(2, round(min(h, w) / 128))
     for x1, y1, x2, y2 in boxes:
         draw.rectangle([x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)], outline=(255, 40, 40), width=width)
     if caption:

@@ -178,9 +178,10 @@ def histogram_png(normalized: np.ndarray, defect: np.ndarray, *, f1_line: float 
     fig = Figure(figsize=(7.2, 3.6), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    hi = float(np.quantile(s, 0.995)) if len(s) > 20 else float(s.max())
-    bins = np.linspace(0.0, max(hi, 1.2) * 1.05, 41)
-    clipped = np.clip(s, 0, bins[-1])
+    hi = max(float(np.quantile(s, 0.995)) if len(s) > 20 else float(s.max()), 1.2) * 1.05
+    lo = min(float(s.min()), 0.8) * 0.95
+    bins = np.linspace(lo, hi, 41)
+    clipped = np.clip(s, lo, hi)
     ax.hist(clipped[~y], bins=bins, alpha=0.65, label=f"good ({int((~y).sum())})", color="#2f7ed8")
     ax.hist(clipped[y], bins=bins, alpha=0.65, label=f"defect ({int(y.sum())})", color="#d8452f")
     ax.axvline(1.0, color="k", lw=1.2, label="threshold (1.0)")

@@ -166,10 +166,18 @@ def save_bundle(out: str | Path, model: "torch.nn.Module", *, labels: list[str],
         _write_json_atomic(tmp / MANIFEST, manifest)
         if write_extra is not None:
             write_extra(tmp)
+        for stale in out.parent.glob(f".{out.name}-old-*"):  # left by an interrupted replace
+            shutil.rmtree(stale, ignore_errors=True)
         if out.exists():
-            old = out.with_name(f".{out.name}-old-{os.getpid()}")
+            # rename(2) may replace an empty folder: a fresh one per call, so an
+            # interruption during the clean-up below never blocks the next save.
+            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-old-"))
             os.replace(out, old)
-            os.replace(tmp, out)
+            try:
+                os.replace(tmp, out)
+            except BaseException:
+                os.replace(old, out)
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, out)
