@@ -20,6 +20,27 @@ class Label:
 
 
 @dataclass(frozen=True)
+class OutOfDistribution:
+    """How unlike the training data an input is (see :mod:`recog.monitor.ood`).
+
+    Attributes:
+        score: calibrated when ``threshold`` is set: the share of held-out in-distribution images
+            that scored lower (0 to 1); else ``1 - top probability``, uncalibrated.
+        unknown: ``score > threshold``; None when the bundle has no reference to decide with.
+        method: how the score was computed.
+    """
+
+    score: float
+    unknown: bool | None
+    threshold: float | None
+    method: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"score": round(float(self.score), 6), "unknown": self.unknown,
+                "threshold": self.threshold, "method": self.method}
+
+
+@dataclass(frozen=True)
 class Classification:
     """Top-k classes of one image, best first.
 
@@ -31,6 +52,7 @@ class Classification:
 
     top: tuple[Label, ...]
     source: str | None = None
+    ood: OutOfDistribution | None = None
 
     def __post_init__(self) -> None:
         if not self.top:
@@ -50,6 +72,8 @@ class Classification:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"label": self.label, "score": round(float(self.score), 6),
                                "top": [t.to_dict() for t in self.top]}
+        if self.ood is not None:
+            out["ood"] = self.ood.to_dict()
         if self.source is not None:
             out["source"] = self.source
         return out

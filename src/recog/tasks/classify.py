@@ -154,6 +154,7 @@ class Classify(Task):
         self.mean = torch.tensor(prep.mean, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(prep.std, device=device).view(1, 3, 1, 1)
         self.label_smoothing = config.label_smoothing
+        self.input_stats = _input_stats(config.data)
         self.class_weight = None
         if config.balance == "loss":
             counts = np.bincount(targets, minlength=len(labels)).astype(np.float64)
@@ -182,9 +183,13 @@ class Classify(Task):
 
         if not metric.outputs:
             return {}
+        from recog.monitor.reference import fit_reference
+
         logits, targets = np.concatenate(metric.outputs), np.concatenate(metric.targets)
-        return {"calibration": {"method": "temperature", "temperature": round(fit_temperature(logits, targets), 4),
-                                "fitted_on": f"val ({len(targets)} images)"}}
+        temperature = round(fit_temperature(logits, targets), 4)
+        return {"calibration": {"method": "temperature", "temperature": temperature,
+                                "fitted_on": f"val ({len(targets)} images)"},
+                "reference": fit_reference(logits, targets, temperature, inputs=getattr(self, "input_stats", None))}
 
     def evaluate(self, predictor: Any, data: Any, *, split: str | None, out: Path, batch_size: int,
                  progress_factory: Callable[[str, int], Any] | None, explain: int = 0) -> EvaluationResult:
@@ -228,8 +233,11 @@ class Classify(Task):
     # ------------------------------------------------------------------ inference
     def postprocess(self, raw: np.ndarray, manifest: "BundleManifest", *, sources: Sequence[str | None],
                     top_k: int = 5, **options: Any) -> list[Classification]:
+        from recog.monitor.ood import ood_results
+
         probs = probabilities(raw, manifest.temperature)
-        return [Classification(top=t, source=s) for t, s in zip(top_k_labels(probs, manifest.labels, top_k), sources)]
+        return [Classification(top=t, source=s, ood=o) for t, s, o in
+                zip(top_k_labels(probs, manifest.labels, top_k), sources, ood_results(raw, manifest, probs))]
 
     # ------------------------------------------------------------------ export
     def parity(self, reference: np.ndarray, candidate: np.ndarray, y: np.ndarray | None) -> dict[str, Any]:
@@ -270,6 +278,15 @@ class Classify(Task):
             if parity["max_abs_logit_diff"] > tol:
                 return f"largest logit difference {parity['max_abs_logit_diff']:.3g} is above the tolerance {tol:.3g}"
         return None
+
+
+def _input_stats(data: Any) -> np.ndarray:
+    """Input statistics of a sample of the training images, for the bundle's drift reference."""
+    from recog.data import load_dataset
+    from recog.monitor.reference import input_reference
+
+    dataset = load_dataset(data)
+    return input_reference([s.path for s in (dataset.split("train") or dataset.samples)])
 
 
 def choose_split(dataset: Any, split: str | None) -> tuple[list, str]:

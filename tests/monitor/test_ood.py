@@ -1,0 +1,65 @@
+"""OOD scores on classification results: the bundle's reference, calibration, the fallback without one."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import recog
+from recog.monitor.reference import fit_reference
+
+
+def test_training_stores_a_reference(digits_model):
+    raw = json.loads((digits_model / "recog.json").read_text())
+    ref = raw["reference"]
+    assert ref["images"] > 0 and len(ref["sample"]) == ref["images"]
+    assert np.array(ref["inputs"]).shape[1] == 5          # width, height, brightness, contrast, blur
+    assert np.array(ref["inputs"])[:, :2].max() == 28     # MNIST digits are 28x28
+    assert len(ref["predicted"]) == 3 and sum(ref["predicted"]) == pytest.approx(1, abs=1e-3)
+    det = ref["detector"]
+    assert det["threshold"] == 0.95 and np.all(np.diff(det["quantiles"]) >= 0)
+
+
+def test_photos_score_stranger_than_digits(digits_model, digits_tree, photos):
+    model = recog.load(digits_model)
+    digits = model.predict(sorted((digits_tree / "test").rglob("*.png")))
+    others = model.predict([str(p) for p in photos.values()])
+    d_scores = np.array([r.ood.score for r in digits])
+    o_scores = np.array([r.ood.score for r in others])
+    assert o_scores.min() > np.median(d_scores)
+    assert all(r.ood.unknown for r in others)
+    assert np.mean([r.ood.unknown for r in digits]) < 0.5
+    out = others[0].to_dict()["ood"]
+    assert out["method"] == "mahalanobis+energy (logits)" and out["unknown"] is True
+
+
+def test_bundle_without_reference_falls_back_and_says_so(tiny_bundle, photos):
+    result = recog.load(tiny_bundle).predict(str(photos["coffee"]))
+    assert result.ood.unknown is None and result.ood.threshold is None
+    assert result.ood.method.startswith("max-softmax")
+    assert result.ood.score == pytest.approx(1 - result.score, abs=1e-6)
+
+
+def test_calibrated_score_flags_the_stated_share_of_new_in_distribution_data():
+    rng = np.random.default_rng(1)
+    centers = rng.normal(scale=4, size=(4, 4))
+
+    def draw(n):
+        y = rng.integers(0, 4, n)
+        return centers[y] + rng.normal(size=(n, 4)), y
+
+    ref = fit_reference(*draw(2000))
+
+    class Manifest:  # the two fields the scorer reads
+        raw = {"reference": ref}
+        temperature = 1.0
+
+    from recog.monitor.ood import ood_scores
+
+    fresh, _ = draw(4000)
+    scores, threshold, _ = ood_scores(fresh, Manifest())
+    assert np.mean(scores > threshold) == pytest.approx(0.05, abs=0.015)
+    far, _ = ood_scores(rng.normal(scale=4, size=(500, 4)) + 30, Manifest())[:2]
+    assert np.mean(far > threshold) > 0.99
