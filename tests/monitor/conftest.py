@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 
 
@@ -18,3 +20,27 @@ def digits_model(digits_tree, tmp_path_factory) -> Path:
                              "batch_size": 16, "augment": "none", "lr": 5e-3, "val_split": 0.3,
                              "test_split": 0.0, "out": str(out)}))
     return res.best
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def serving():
+    """``async with serving(bundle, tmp_path, **settings) as (app, client)``."""
+    return _serving
+
+
+@asynccontextmanager
+async def _serving(bundle, tmp_path, **kw):
+    """The app serving ``bundle`` as ``digits`` with its lifespan running, and an ASGI client."""
+    from recog.serve import create_app, load_settings
+
+    settings = load_settings(models={"digits": str(bundle)}, env={}, faces_db=tmp_path / "faces.db", **kw)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000", timeout=60) as client:
+            yield app, client

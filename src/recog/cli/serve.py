@@ -31,6 +31,8 @@ def register(app: typer.Typer) -> None:
         drain_delay: Optional[float] = typer.Option(None, help="Seconds of 503 readiness after SIGTERM before closing [0]."),
         access_log: Optional[bool] = typer.Option(None, "--access-log/--no-access-log", help="uvicorn access log [off]."),
         faces_db: Optional[Path] = typer.Option(None, "--faces-db", help="Face collections database for /v1/faces and /v1/collections [$RECOG_FACES_DB or ~/.recog/faces.db]."),
+        log_predictions: Optional[Path] = typer.Option(None, "--log-predictions", help="Log every classification to this SQLite file (opt-in; face routes are never logged)."),
+        log_images: Optional[bool] = typer.Option(None, "--log-images", help="Store the logged images' bytes too (for `recog feedback export`)."),
     ) -> None:
         """Serve bundles over HTTP: JSON API under /v1, web page at /, metrics at /metrics.
 
@@ -54,7 +56,7 @@ def register(app: typer.Typer) -> None:
             request_timeout_s=timeout, max_body_bytes=None if max_body_mb is None else int(max_body_mb * 1024 * 1024),
             max_pixels=max_pixels, threads=threads, cors_origins=tuple(cors_origin or ()),
             drain_delay_s=drain_delay, access_log=access_log, faces_db=faces_db, allow_open_faces=allow_open_faces,
-            allowed_hosts=tuple(allowed_host or ()))
+            allowed_hosts=tuple(allowed_host or ()), log_predictions=log_predictions, log_images=log_images)
         _check_bundles(settings)  # warnings (--allow-open-faces, ...) are logged at start, by the app
         typer.echo(f"serving {', '.join(settings.model_names)} at http://{settings.host}:{settings.port}/ "
                    f"(API: /v1/models, docs: /docs)", err=True)

@@ -26,6 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 from recog.serve.auth import KeyStore
 from recog.serve.decoding import DecodePool
 from recog.serve.metrics import EdgeMiddleware, ServeMetrics
@@ -33,6 +35,9 @@ from recog.serve.pool import ModelPool
 from recog.serve.routers import docs, faces, web
 from recog.serve.routers.faces import FacesService
 from recog.serve.settings import Settings
+
+if TYPE_CHECKING:
+    from recog.monitor.log import PredictionLog
 
 log = logging.getLogger("recog.serve")
 
@@ -44,6 +49,7 @@ ROUTERS = [
     "faces",
     "search",
     "ops",
+    "monitor",
     "docs",
     "web",
 ]
@@ -60,6 +66,7 @@ class ServiceState:
     executor: ThreadPoolExecutor | None = None
     decoder: DecodePool | None = None
     faces: FacesService | None = None
+    prediction_log: "PredictionLog | None" = None
     ready: bool = False
     draining: bool = False
 
@@ -74,6 +81,7 @@ def create_app(settings: Settings):
     from fastapi.staticfiles import StaticFiles
 
     from recog import __version__
+    from recog.monitor.log import open_log
     from recog.serve.guard import GuardMiddleware
     from recog.serve.problems import Redactor, install_handlers
 
@@ -92,6 +100,7 @@ def create_app(settings: Settings):
             await state.decoder.start()
             state.faces = await asyncio.to_thread(faces.open_faces, settings, state.executor, state.decoder)
             await state.pool.load_all()
+            state.prediction_log = open_log(settings)
             state.ready = True
             log.info("ready: %d model(s) %s", len(state.pool.models), ", ".join(state.pool.models))
             yield
@@ -99,6 +108,8 @@ def create_app(settings: Settings):
             state.ready = False
             state.draining = True
             await state.pool.close()
+            if state.prediction_log is not None:
+                await asyncio.to_thread(state.prediction_log.close)
             state.executor.shutdown(wait=True, cancel_futures=True)
             await state.decoder.close()
             if state.faces is not None:

@@ -94,6 +94,9 @@ class Settings(BaseSettings):
         docs: serve OpenAPI docs at /docs and /openapi.json.
         access_log: uvicorn access log lines (off by default: they cost latency).
         faces_db: face collections (SQLite); None: ``$RECOG_FACES_DB`` or ``~/.recog/faces.db``.
+        log_predictions: opt-in prediction log (SQLite; :mod:`recog.monitor.log`); None: off.
+        log_images: store each logged image's bytes too (for ``recog feedback export``).
+        log_max_rows: the log keeps the newest this many predictions.
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, case_sensitive=False, frozen=True, extra="forbid")
@@ -121,6 +124,9 @@ class Settings(BaseSettings):
     access_log: bool = False
     log_level: str = "info"
     faces_db: Path | None = None
+    log_predictions: Path | None = None
+    log_images: bool = False
+    log_max_rows: int = Field(1_000_000, ge=100, le=1 << 40)
 
     def __init__(self, **values: Any) -> None:
         try:

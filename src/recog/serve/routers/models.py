@@ -10,6 +10,7 @@ outlives the request's deadline is killed), and run them through the model's one
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from recog.errors import BadRequestError
+from recog.monitor.log import logged
 from recog.serve.decoding import preprocess_image
 from recog.serve.deps import Deadline, request_deadline, require_admin_key, require_key, state_of
 from recog.serve.inputs import IMAGES_BODY, decode_uploads, read_images
@@ -74,11 +76,14 @@ async def _run_model(request: Request, name: str, deadline: Deadline, head: str)
 async def predict(request: Request, name: str = ModelName, deadline: Deadline = Depends(request_deadline),
                   top_k: int | None = Query(None, ge=1, le=1000, description="labels per image (default 5)")
                   ) -> JSONResponse:
+    started = time.perf_counter()
     served, model, uploads, rows, body_top_k = await _run_model(request, name, deadline, "predict")
     k = top_k or body_top_k or 5
-    results = model.postprocess(np.stack(rows), top_k=k, sources=[u.name for u in uploads])
+    raw = np.stack(rows)
+    results = model.postprocess(raw, top_k=k, sources=[u.name for u in uploads])
     return JSONResponse({"model": name, "version": served.version,
-                         "predictions": [r.to_dict() for r in results]})
+                         "predictions": logged(state_of(request).prediction_log, name, served.version, uploads,
+                                               results, raw, started)})
 
 
 @router.post("/models/{name}:embed", summary="L2-normalised embeddings of one or several images",
