@@ -14,10 +14,10 @@ Layouts read by :func:`load_eval_set`:
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from recog.data.manifest import open_source, read_rows, resolve
 from recog.errors import DatasetError
 
 GOOD = "good"
@@ -46,11 +46,9 @@ def load_eval_set(data: str | Path, split: str | None = None) -> tuple[list[Eval
     """
     from recog.io import IMAGE_EXTENSIONS
 
-    path = Path(data)
-    if not path.exists():
-        raise DatasetError(f"{path}: no such file or folder.",
-                           hint="pass DIR with good/ and one folder per defect type, or a CSV path,label[,mask]")
-    if path.is_file():
+    path, is_manifest = open_source(data, hint="pass DIR with good/ and one folder per defect type, "
+                                               "or a CSV path,label[,mask]")
+    if is_manifest:
         return _from_csv(path), "all"
     root, name = path, "all"
     if split is not None:
@@ -85,24 +83,6 @@ def _find_mask(roots: list[Path], label: str, stem: str) -> Path | None:
 
 
 def _from_csv(path: Path) -> list[EvalItem]:
-    if path.suffix.lower() != ".csv":
-        raise DatasetError(f"{path}: expected a folder or a .csv manifest, got a {path.suffix or 'plain'} file.")
-    items = []
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        fields = [f.strip().lower() for f in reader.fieldnames or []]
-        if "path" not in fields or "label" not in fields:
-            raise DatasetError(f"{path}: the header must name 'path' and 'label' columns, got {fields}.",
-                               hint="first line: path,label[,mask] (label: good or a defect type)")
-        reader.fieldnames = fields
-        for lineno, row in enumerate(reader, start=2):
-            p, label = (row.get("path") or "").strip(), (row.get("label") or "").strip()
-            if not p or not label:
-                raise DatasetError(f"{path}:{lineno}: empty path or label.")
-            m = (row.get("mask") or "").strip()
-            fp, mp = Path(p), Path(m) if m else None
-            items.append(EvalItem(fp if fp.is_absolute() else path.parent / fp, label,
-                                  None if mp is None else (mp if mp.is_absolute() else path.parent / mp)))
-    if not items:
-        raise DatasetError(f"{path}: the manifest has a header but no rows.")
-    return items
+    rows = read_rows(path, required=("path", "label"), hint="first line: path,label[,mask] (label: good or a defect type)")
+    return [EvalItem(resolve(path, row["path"]), row["label"], resolve(path, row["mask"]) if row.get("mask") else None)
+            for _, row in rows]

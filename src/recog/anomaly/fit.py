@@ -22,7 +22,6 @@ the model has never seen score, which is what the threshold must bound.
 
 from __future__ import annotations
 
-import csv
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
+from recog.data.manifest import open_source, read_rows, resolve
 from recog.errors import ConfigError, DatasetError
 
 if TYPE_CHECKING:
@@ -101,22 +101,10 @@ def good_images(data: str | Path) -> list[Path]:
     """
     from recog.io import IMAGE_EXTENSIONS
 
-    path = Path(data)
-    if not path.exists():
-        raise DatasetError(f"{path}: no such file or folder.",
-                           hint="pass a folder of good (defect-free) images, e.g. parts/good/")
-    if path.is_file():
-        if path.suffix.lower() != ".csv":
-            raise DatasetError(f"{path}: expected a folder of good images or a .csv manifest.")
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            fields = [f.strip().lower() for f in reader.fieldnames or []]
-            if "path" not in fields:
-                raise DatasetError(f"{path}: the header must name a 'path' column, got {fields}.")
-            reader.fieldnames = fields
-            rows = [r for r in reader if (r.get("label") or "good").strip().lower() == "good"]
-        paths = [Path(r["path"].strip()) for r in rows if (r.get("path") or "").strip()]
-        paths = [p if p.is_absolute() else path.parent / p for p in paths]
+    path, is_manifest = open_source(data, hint="pass a folder of good (defect-free) images, e.g. parts/good/")
+    if is_manifest:
+        rows = read_rows(path, required=("path",), hint="first line: path[,label] (rows labelled other than good are left out)")
+        paths = [resolve(path, r["path"]) for _, r in rows if (r.get("label") or "good").lower() == "good"]
     else:
         paths = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
                        and not any(part.startswith(".") for part in p.relative_to(path).parts))

@@ -38,30 +38,34 @@ def _indexes(db: Optional[Path]):
     return Indexes(db)
 
 
-def _index_folder(db: Optional[Path], name: str, folder: Path, model: Optional[str], meta: Optional[Path],
-                  batch_size: int, create: bool) -> None:
-    from recog.cli.progress import make_progress
-    from recog.search import index_folder
+def _folder_command(create: bool, doc: str):
+    """``index build`` (``create``) and ``add``: embed a folder's images into an index."""
 
-    with _indexes(db) as indexes, make_progress() as progress:
-        task = progress.add_task("indexing", total=None, stats="")
-        report = index_folder(indexes, name, folder, model=model, meta_csv=meta, create=create,
-                              batch_size=batch_size, progress=lambda n: progress.advance(task, n),
-                              on_total=lambda total: progress.update(task, total=total))
-        info = indexes.get(name).info()
-    _print({**report.to_dict(), "items": info.items, "vectors": info.vectors, "kind": info.kind})
-    if report.failures:
-        raise typer.Exit(1)
+    def command(
+        folder: Path = typer.Argument(..., help="Folder of images (searched recursively)."),
+        name: str = _NAME, model: Optional[str] = _MODEL, meta: Optional[Path] = _META, db: Optional[Path] = _DB,
+        batch_size: int = typer.Option(32, "--batch-size", "-b", min=1),
+    ) -> None:
+        from recog.cli.progress import make_progress
+        from recog.search import index_folder
+
+        with _indexes(db) as indexes, make_progress() as progress:
+            task = progress.add_task("indexing", total=None, stats="")
+            report = index_folder(indexes, name, folder, model=model, meta_csv=meta, create=create,
+                                  batch_size=batch_size, progress=lambda n: progress.advance(task, n),
+                                  on_total=lambda total: progress.update(task, total=total))
+            info = indexes.get(name).info()
+        _print({**report.to_dict(), "items": info.items, "vectors": info.vectors, "kind": info.kind})
+        if report.failures:
+            raise typer.Exit(1)
+
+    command.__doc__ = doc
+    return command
 
 
-@index_app.command("build")
-def build_cmd(
-    folder: Path = typer.Argument(..., help="Folder of images (searched recursively)."),
-    name: str = _NAME, model: Optional[str] = _MODEL, meta: Optional[Path] = _META, db: Optional[Path] = _DB,
-    batch_size: int = typer.Option(32, "--batch-size", "-b", min=1),
-) -> None:
-    """Create an index from a folder (or resume one: images already in are skipped). Exits 1 if any image failed."""
-    _index_folder(db, name, folder, model, meta, batch_size, create=True)
+index_app.command("build")(_folder_command(
+    True, "Create an index from a folder (or resume one: images already in are skipped). Exits 1 if any image failed."))
+search_app.command("add")(_folder_command(False, "Add images to an existing index (only the new vectors are indexed)."))
 
 
 @index_app.command("list")
@@ -81,16 +85,6 @@ def drop_cmd(name: str = _NAME, db: Optional[Path] = _DB,
             typer.confirm(f"delete index {name!r} and all its vectors?", abort=True)
         n = indexes.drop(name)
     _print({"deleted": "index", "index": name, "vectors": n})
-
-
-@search_app.command("add")
-def add_cmd(
-    folder: Path = typer.Argument(..., help="Folder of new images."),
-    name: str = _NAME, model: Optional[str] = _MODEL, meta: Optional[Path] = _META, db: Optional[Path] = _DB,
-    batch_size: int = typer.Option(32, "--batch-size", "-b", min=1),
-) -> None:
-    """Add images to an existing index (only the new vectors are indexed)."""
-    _index_folder(db, name, folder, model, meta, batch_size, create=False)
 
 
 @search_app.command("delete")

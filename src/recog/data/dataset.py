@@ -14,7 +14,6 @@ stratified one.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
 from collections import Counter
@@ -22,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from recog.data.manifest import open_source, read_rows, resolve
 from recog.errors import DatasetError
 from recog.io import IMAGE_EXTENSIONS
 
@@ -156,13 +156,9 @@ def load_dataset(path: str | Path) -> Dataset:
         DatasetError: missing path, no images, fewer than 2 classes in a
             folder tree, or a malformed manifest; the message says why.
     """
-    path = Path(path)
-    if not path.exists():
-        raise DatasetError(f"{path}: no such file or folder.",
-                           hint="pass a folder with one sub-folder per class, or a CSV manifest (path,label)")
-    if path.is_file():
-        if path.suffix.lower() != ".csv":
-            raise DatasetError(f"{path}: expected a folder or a .csv manifest, got a {path.suffix or 'plain'} file.")
+    path, is_manifest = open_source(path, hint="pass a folder with one sub-folder per class, or a CSV manifest "
+                                           "(path,label)")
+    if is_manifest:
         return _from_manifest(path)
     return _from_folders(path)
 
@@ -210,28 +206,13 @@ def _from_folders(root: Path) -> Dataset:
 
 
 def _from_manifest(path: Path) -> Dataset:
-    base = path.parent
     samples: list[Sample] = []
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        fields = [f.strip().lower() for f in (reader.fieldnames or [])]
-        if "path" not in fields or "label" not in fields:
-            raise DatasetError(f"{path}: the header must name at least 'path' and 'label' columns, got {fields}.",
-                               hint="first line: path,label[,split][,group]")
-        reader.fieldnames = fields
-        for lineno, row in enumerate(reader, start=2):
-            p, label = (row.get("path") or "").strip(), (row.get("label") or "").strip()
-            if not p or not label:
-                raise DatasetError(f"{path}:{lineno}: empty path or label.")
-            split = (row.get("split") or "").strip().lower() or None
-            if split is not None:
-                if split not in _SPLIT_ALIASES:
-                    raise DatasetError(f"{path}:{lineno}: split {split!r} is not one of train, val, test.")
-                split = _SPLIT_ALIASES[split]
-            group = (row.get("group") or "").strip() or None
-            fp = Path(p)
-            samples.append(Sample(fp if fp.is_absolute() else base / fp, label, split, group))
-    if not samples:
-        raise DatasetError(f"{path}: the manifest has a header but no rows.")
+    for lineno, row in read_rows(path, required=("path", "label"), hint="first line: path,label[,split][,group]"):
+        split = row.get("split", "").lower() or None
+        if split is not None:
+            if split not in _SPLIT_ALIASES:
+                raise DatasetError(f"{path}:{lineno}: split {split!r} is not one of train, val, test.")
+            split = _SPLIT_ALIASES[split]
+        samples.append(Sample(resolve(path, row["path"]), row["label"], split, row.get("group") or None))
     labels = tuple(sorted({s.label for s in samples}))
     return Dataset(root=path, samples=tuple(samples), labels=labels)

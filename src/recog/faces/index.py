@@ -19,17 +19,8 @@ Index = ExactIndex
 
 def search(index: ExactIndex, queries: np.ndarray, *, k: int = 1,
            max_distance: float | None = None) -> list[tuple[list[Match], float | None]]:
-    """Top-k people for each query.
-
-    Args:
-        index: the collection's index.
-        queries: ``(m, 128)`` or ``(128,)`` embeddings.
-        k: people per query.
-        max_distance: keep only people at most this far (None: keep all k).
-
-    Returns:
-        Per query: matches (best first, one per person, the person's nearest
-        face) and the distance to the nearest stored face (None if empty).
+    """Top-k people for each query: :func:`recog.index.exact.search` over ``(m, 128)`` or ``(128,)``
+    face embeddings, each hit a :class:`Match` (person, distance, face id), one per person.
 
     Example:
         >>> search(index, probe, k=3, max_distance=0.6)          # doctest: +SKIP

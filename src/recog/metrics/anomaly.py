@@ -17,8 +17,6 @@ score is above the threshold, so at the threshold
 
 from __future__ import annotations
 
-import base64
-import html
 import io
 import json
 from pathlib import Path
@@ -27,39 +25,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from recog.errors import InvalidInputError
+from recog.metrics.html import data_uri, escape, jpeg_uri, kv_table, number, page
 
 #: Longest side of the maps and masks pixel metrics are computed at.
 PIXEL_SIZE = 256
-
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1180px;
-padding:24px;color:#1d2330;background:#fff;line-height:1.4}
-h1{font-size:1.6em;margin:0 0 4px}h2{font-size:1.2em;margin:32px 0 8px;border-bottom:1px solid #dde;padding-bottom:4px}
-table{border-collapse:collapse;font-size:.9em;margin:4px 0}
-th,td{padding:3px 10px;border-bottom:1px solid #e6e8ee;text-align:left;vertical-align:top}
-td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
-.kv th{color:#556;font-weight:600}
-figure{margin:0;border:1px solid #e6e8ee;padding:6px;background:#fafbfc;max-width:720px}
-figure img{width:100%;height:auto;display:block}
-figcaption{font-size:.85em;color:#556;margin-top:4px}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(220px,1fr));gap:10px}
-.card{border:1px solid #e6e8ee;padding:6px;font-size:.8em;background:#fafbfc;overflow-wrap:anywhere}
-.card img{display:block;margin:0 auto 4px;max-width:100%}
-.muted{color:#667}.bad{color:#a12020}.ok{color:#176b38}
-"""
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _num(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return '<span class="muted">n/a</span>'
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return f"{int(value):,}"
-    return f"{float(value):.{digits}f}"
-
 
 def _check(scores: Any, defect: Any) -> tuple[np.ndarray, np.ndarray]:
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
@@ -195,20 +164,6 @@ def histogram_png(normalized: np.ndarray, defect: np.ndarray, *, f1_line: float 
     return buf.getvalue()
 
 
-def _uri(data: bytes, mime: str) -> str:
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-
-
-def _jpeg(image: np.ndarray, side: int = 256) -> str:
-    from PIL import Image
-
-    img = Image.fromarray(image)
-    img.thumbnail((side, side))
-    buf = io.BytesIO()
-    img.convert("RGB").save(buf, format="JPEG", quality=85)
-    return _uri(buf.getvalue(), "image/jpeg")
-
-
 def write_anomaly_report(out_dir: str | Path, metrics: dict[str, Any], normalized: Sequence[float],
                          defect: Sequence[bool], *, sections: Sequence[tuple[str, str, Sequence[dict[str, Any]]]] = (),
                          title: str = "recog anomaly evaluation", model_info: dict[str, Any] | None = None) -> Path:
@@ -232,48 +187,42 @@ def write_anomaly_report(out_dir: str | Path, metrics: dict[str, Any], normalize
     hist = histogram_png(np.asarray(normalized), np.asarray(defect),
                          f1_line=f1["threshold"] / thr if f1 else None)
     (out / "score_histogram.png").write_bytes(hist)
-    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'>",
-             "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; img-src data:; "
-             "style-src 'unsafe-inline'\">", f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
-             f"<h1>{_e(title)}</h1>", _summary(metrics)]
+    parts = [_summary(metrics)]
     if model_info:
-        rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v if isinstance(v, str) else json.dumps(v, default=str))}</td></tr>"
-                       for k, v in model_info.items())
-        parts.append(f"<h2>Model</h2><table class='kv'>{rows}</table>")
-    parts.append("<h2>Score histogram</h2><figure><img alt='score histogram' src='" + _uri(hist, "image/png")
+        parts.append("<h2>Model</h2>" + kv_table([(k, escape(v if isinstance(v, str) else json.dumps(v, default=str)))
+                                                 for k, v in model_info.items()]))
+    parts.append("<h2>Score histogram</h2><figure><img alt='score histogram' src='" + data_uri(hist, "image/png")
                  + "'><figcaption>Image scores divided by the threshold: an image fails above 1.0.</figcaption></figure>")
     if metrics.get("per_type"):
-        rows = "".join(f"<tr><td>{_e(t)}</td><td class='n'>{_num(v['images'])}</td><td class='n'>{_num(v['fail'])}</td>"
-                       f"<td class='n'>{_num(v['fail_rate'], 3)}</td><td class='n'>{_num(v['median_normalized_score'], 3)}</td></tr>"
+        rows = "".join(f"<tr><td>{escape(t)}</td><td class='n'>{number(v['images'])}</td><td class='n'>{number(v['fail'])}</td>"
+                       f"<td class='n'>{number(v['fail_rate'], 3)}</td><td class='n'>{number(v['median_normalized_score'], 3)}</td></tr>"
                        for t, v in metrics["per_type"].items())
         parts.append("<h2>Per type</h2><table><tr><th>type</th><th class='n'>images</th><th class='n'>fail</th>"
                      f"<th class='n'>fail rate</th><th class='n'>median normalized score</th></tr>{rows}</table>")
     for heading, note, cards in sections:
-        parts.append(f"<h2>{_e(heading)}</h2><p class='muted'>{_e(note)}</p>")
+        parts.append(f"<h2>{escape(heading)}</h2><p class='muted'>{escape(note)}</p>")
         if not cards:
             parts.append("<p class='muted'>none</p>")
             continue
-        parts.append("<div class='grid'>" + "".join(
-            f"<div class='card'><img alt='overlay' src='{_jpeg(c['image'])}'>"
-            f"<span class='{'bad' if c.get('bad') else 'ok'}'>{_e(c['caption'])}</span></div>" for c in cards) + "</div>")
-    parts.append("</body></html>")
+        parts.append("<div class='grid wide'>" + "".join(
+            f"<div class='card'><img alt='overlay' src='{jpeg_uri(c['image'])}'>"
+            f"<span class='{'bad' if c.get('bad') else 'ok'}'>{escape(c['caption'])}</span></div>" for c in cards) + "</div>")
     path = out / "report.html"
-    path.write_text("".join(parts), encoding="utf-8")
+    path.write_text(page(title, parts), encoding="utf-8")
     return path
 
 
 def _summary(m: dict[str, Any]) -> str:
     at, f1 = m["at_threshold"], m.get("f1_optimal")
     rows = [("images (good / defect)", f"{m['num_images']:,} ({m['num_good']:,} / {m['num_defect']:,})"),
-            ("image AUROC", _num(m.get("image_auroc"))), ("image AP", _num(m.get("image_ap"))),
-            ("threshold", f"{at['threshold']:.4g} ({_e(m.get('threshold_rule', 'bundle'))})"),
-            ("F1 / precision / recall at threshold", f"{_num(at['f1'])} / {_num(at['precision'])} / {_num(at['recall'])}"),
-            ("false-reject rate / escape rate", f"{_num(at['false_reject_rate'])} / {_num(at['escape_rate'])}")]
+            ("image AUROC", number(m.get("image_auroc"))), ("image AP", number(m.get("image_ap"))),
+            ("threshold", f"{at['threshold']:.4g} ({escape(m.get('threshold_rule', 'bundle'))})"),
+            ("F1 / precision / recall at threshold", f"{number(at['f1'])} / {number(at['precision'])} / {number(at['recall'])}"),
+            ("false-reject rate / escape rate", f"{number(at['false_reject_rate'])} / {number(at['escape_rate'])}")]
     if f1:
-        rows.append(("F1-optimal threshold (on this data)", f"{f1['threshold']:.4g}: F1 {_num(f1['f1'])}, "
-                     f"false rejects {_num(f1['false_reject_rate'])}, escapes {_num(f1['escape_rate'])}"))
+        rows.append(("F1-optimal threshold (on this data)", f"{f1['threshold']:.4g}: F1 {number(f1['f1'])}, "
+                     f"false rejects {number(f1['false_reject_rate'])}, escapes {number(f1['escape_rate'])}"))
     px = m.get("pixel")
-    rows.append(("pixel AUROC / AP", f"{_num(px['pixel_auroc'])} / {_num(px['pixel_ap'])} on {px['images']} images"
+    rows.append(("pixel AUROC / AP", f"{number(px['pixel_auroc'])} / {number(px['pixel_ap'])} on {px['images']} images"
                  if px else "<span class='muted'>no masks</span>"))
-    return "<h2>Summary</h2><table class='kv'>" + "".join(
-        f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in rows) + "</table>"
+    return "<h2>Summary</h2>" + kv_table(rows)

@@ -8,8 +8,6 @@ external. Every label, group name, path and model-info value is HTML-escaped.
 
 from __future__ import annotations
 
-import base64
-import html
 import io
 import json
 import os
@@ -22,52 +20,12 @@ import numpy as np
 from recog.errors import InvalidInputError, RecogError
 from recog.metrics._validate import check_inputs
 from recog.metrics.classification import classification_metrics
+from recog.metrics.html import data_uri, escape, kv_table, number, page
 
 #: Longest side of a mistake thumbnail, in pixels.
 THUMB_SIZE = 128
 
 PLOT_FILES = ("confusion_matrix.png", "confusion_matrix_normalized.png", "roc.png", "pr.png", "reliability.png")
-
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1180px;
-padding:24px;color:#1d2330;background:#fff;line-height:1.4}
-h1{font-size:1.6em;margin:0 0 4px}h2{font-size:1.2em;margin:32px 0 8px;border-bottom:1px solid #dde;
-padding-bottom:4px}
-table{border-collapse:collapse;font-size:.9em;margin:4px 0}
-th,td{padding:3px 10px;border-bottom:1px solid #e6e8ee;text-align:left;vertical-align:top}
-td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
-tr.best td{background:#e5f5ea}tr.worst td{background:#fbe4e4}
-.kv th{color:#556;font-weight:600}
-.plots{display:flex;flex-wrap:wrap;gap:16px}
-figure{margin:0;border:1px solid #e6e8ee;padding:6px;background:#fafbfc;box-sizing:border-box;
-flex:1 1 calc(50% - 8px);min-width:320px;max-width:calc(50% - 8px)}
-figure img{width:100%;height:auto;display:block}
-figcaption{font-size:.85em;color:#556;margin-top:4px}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:10px}
-.card{border:1px solid #e6e8ee;padding:6px;font-size:.8em;background:#fafbfc;overflow-wrap:anywhere}
-.card img{display:block;margin:0 auto 4px;max-width:100%}
-.card .missing{height:80px;display:flex;align-items:center;justify-content:center;color:#a33;background:#f4eeee}
-.muted{color:#667}.true{color:#176b38}.pred{color:#a12020}
-.scroll{max-height:520px;overflow:auto;border:1px solid #e6e8ee}
-"""
-
-
-def _e(value: Any) -> str:
-    """HTML-escape anything (quotes too)."""
-    return html.escape(str(value), quote=True)
-
-
-def _num(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return '<span class="muted">n/a</span>'
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return f"{int(value):,}"
-    return f"{float(value):.{digits}f}"
-
-
-def _data_uri(data: bytes, mime: str) -> str:
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-
 
 def _thumbnail(source: str | os.PathLike) -> tuple[str | None, str | None]:
     """``(data URI, None)`` for a loadable image, ``(None, reason)`` otherwise."""
@@ -80,7 +38,7 @@ def _thumbnail(source: str | os.PathLike) -> tuple[str | None, str | None]:
     img.thumbnail((THUMB_SIZE, THUMB_SIZE))
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=80)
-    return _data_uri(buf.getvalue(), "image/jpeg"), None
+    return data_uri(buf.getvalue(), "image/jpeg"), None
 
 
 def write_report(out_dir: str | os.PathLike, y_true: np.ndarray, probs: np.ndarray, labels: Sequence[str], *,
@@ -189,60 +147,47 @@ def _mistakes(y: np.ndarray, p: np.ndarray, labels: Sequence[str], sources: Sequ
     return rows
 
 
-def _kv_table(rows: Sequence[tuple[str, str]]) -> str:
-    body = "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in rows)
-    return f'<table class="kv">{body}</table>'
-
-
 def _render(title: str, m: dict[str, Any], images: Sequence[tuple[str, str, bytes]],
             mistakes: Sequence[dict[str, Any]], model_info: dict[str, Any] | None) -> str:
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
-        "style-src 'unsafe-inline'\">",
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{_e(title)}</h1>",
         f'<p class="muted">{m["num_samples"]:,} images, {m["num_classes"]} classes.</p>',
         "<h2>Summary</h2>", _summary(m),
     ]
     if model_info:
-        parts += ["<h2>Model</h2>", _kv_table([(str(k), _e(v if isinstance(v, str) else json.dumps(v, default=str)))
+        parts += ["<h2>Model</h2>", kv_table([(str(k), escape(v if isinstance(v, str) else json.dumps(v, default=str)))
                                                for k, v in model_info.items()])]
     if m["notes"]:
-        parts += ["<h2>Notes</h2><ul>", *(f"<li>{_e(n)}</li>" for n in m["notes"]), "</ul>"]
+        parts += ["<h2>Notes</h2><ul>", *(f"<li>{escape(n)}</li>" for n in m["notes"]), "</ul>"]
     parts += ["<h2>Plots</h2>", '<div class="plots">']
     for name, caption, data in images:
-        parts.append(f'<figure><img src="{_data_uri(data, "image/png")}" alt="{_e(name)}">'
-                     f"<figcaption>{_e(caption)} <span class=\"muted\">({_e(name)})</span></figcaption></figure>")
+        parts.append(f'<figure><img src="{data_uri(data, "image/png")}" alt="{escape(name)}">'
+                     f"<figcaption>{escape(caption)} <span class=\"muted\">({escape(name)})</span></figcaption></figure>")
     parts.append("</div>")
     parts += ["<h2>Per class</h2>", _per_class(m)]
     if "groups" in m:
         parts += ["<h2>Per group</h2>", _groups(m)]
     parts += ["<h2>Most confident mistakes</h2>", _mistake_grid(mistakes)]
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
+    return page(title, parts)
 
 
 def _summary(m: dict[str, Any]) -> str:
     rows = [
-        ("accuracy", _num(m["accuracy"])),
-        (f"top-{m['top_k']} accuracy", _num(m["top5_accuracy"])),
+        ("accuracy", number(m["accuracy"])),
+        (f"top-{m['top_k']} accuracy", number(m["top5_accuracy"])),
         ("macro precision / recall / F1",
-         " / ".join(_num(m["macro"][k]) for k in ("precision", "recall", "f1"))),
+         " / ".join(number(m["macro"][k]) for k in ("precision", "recall", "f1"))),
         ("weighted precision / recall / F1",
-         " / ".join(_num(m["weighted"][k]) for k in ("precision", "recall", "f1"))),
-        ("ROC AUC (macro / micro, one-vs-rest)", f"{_num(m['roc_auc']['macro'])} / {_num(m['roc_auc']['micro'])}"),
+         " / ".join(number(m["weighted"][k]) for k in ("precision", "recall", "f1"))),
+        ("ROC AUC (macro / micro, one-vs-rest)", f"{number(m['roc_auc']['macro'])} / {number(m['roc_auc']['micro'])}"),
         ("average precision (macro / micro)",
-         f"{_num(m['average_precision']['macro'])} / {_num(m['average_precision']['micro'])}"),
-        ("expected calibration error (15 bins)", _num(m["ece"])),
+         f"{number(m['average_precision']['macro'])} / {number(m['average_precision']['micro'])}"),
+        ("expected calibration error (15 bins)", number(m["ece"])),
     ]
     if "largest_gap" in m:
         g = m["largest_gap"]
         rows.append((f"largest group gap ({g['metric']})",
-                     f"{_num(g['gap'])} ({_e(g['best_group'])} vs {_e(g['worst_group'])})"))
-    return _kv_table(rows)
+                     f"{number(g['gap'])} ({escape(g['best_group'])} vs {escape(g['worst_group'])})"))
+    return kv_table(rows)
 
 
 def _per_class(m: dict[str, Any]) -> str:
@@ -250,10 +195,10 @@ def _per_class(m: dict[str, Any]) -> str:
             "<th class=n>F1</th><th class=n>ROC AUC</th><th class=n>AP</th></tr>")
     rows = []
     for name, v in m["per_class"].items():
-        rows.append(f"<tr><td>{_e(name)}</td><td class=n>{_num(v['support'])}</td>"
-                    f"<td class=n>{_num(v['precision'])}</td><td class=n>{_num(v['recall'])}</td>"
-                    f"<td class=n>{_num(v['f1'])}</td><td class=n>{_num(m['roc_auc']['per_class'][name])}</td>"
-                    f"<td class=n>{_num(m['average_precision']['per_class'][name])}</td></tr>")
+        rows.append(f"<tr><td>{escape(name)}</td><td class=n>{number(v['support'])}</td>"
+                    f"<td class=n>{number(v['precision'])}</td><td class=n>{number(v['recall'])}</td>"
+                    f"<td class=n>{number(v['f1'])}</td><td class=n>{number(m['roc_auc']['per_class'][name])}</td>"
+                    f"<td class=n>{number(m['average_precision']['per_class'][name])}</td></tr>")
     return f'<div class="scroll"><table>{head}{"".join(rows)}</table></div>'
 
 
@@ -263,11 +208,11 @@ def _groups(m: dict[str, Any]) -> str:
     rows = []
     for name, v in sorted(m["groups"].items(), key=lambda kv: (-kv[1]["accuracy"], kv[0])):
         cls = ' class="best"' if name == g["best_group"] else ' class="worst"' if name == g["worst_group"] else ""
-        rows.append(f"<tr{cls}><td>{_e(name)}</td><td class=n>{_num(v['num_samples'])}</td>"
-                    f"<td class=n>{_num(v['accuracy'])}</td><td class=n>{_num(v['macro_f1'])}</td></tr>")
-    gap = (f'<p>Largest gap in {_e(g["metric"])}: <strong>{_num(g["gap"])}</strong> between '
-           f'<span class="true">{_e(g["best_group"])}</span> (best) and '
-           f'<span class="pred">{_e(g["worst_group"])}</span> (worst).</p>')
+        rows.append(f"<tr{cls}><td>{escape(name)}</td><td class=n>{number(v['num_samples'])}</td>"
+                    f"<td class=n>{number(v['accuracy'])}</td><td class=n>{number(v['macro_f1'])}</td></tr>")
+    gap = (f'<p>Largest gap in {escape(g["metric"])}: <strong>{number(g["gap"])}</strong> between '
+           f'<span class="true">{escape(g["best_group"])}</span> (best) and '
+           f'<span class="pred">{escape(g["worst_group"])}</span> (worst).</p>')
     return gap + f'<div class="scroll"><table>{head}{"".join(rows)}</table></div>'
 
 
@@ -278,19 +223,19 @@ def _mistake_grid(mistakes: Sequence[dict[str, Any]]) -> str:
     failed = 0
     for r in mistakes:
         if r["thumb"] is not None:
-            pic = f'<img src="{r["thumb"]}" alt="{_e(r["source"])}">'
+            pic = f'<img src="{r["thumb"]}" alt="{escape(r["source"])}">'
         elif r["error"] is not None:
             failed += 1
-            pic = f'<div class="missing" title="{_e(r["error"])}">image not loaded</div>'
+            pic = f'<div class="missing" title="{escape(r["error"])}">image not loaded</div>'
         else:
             pic = ""
         if r["source"] is not None:
-            where = f'<span title="{_e(r["source"])}">{_e(Path(r["source"]).name)}</span>'
+            where = f'<span title="{escape(r["source"])}">{escape(Path(r["source"]).name)}</span>'
         else:
             where = f"sample #{r['index']}"
-        error = f'<div class="pred">could not load: {_e(r["error"])}</div>' if r["error"] else ""
-        cards.append(f'<div class="card">{pic}<div>true: <span class="true">{_e(r["true"])}</span></div>'
-                     f'<div>predicted: <span class="pred">{_e(r["pred"])}</span> ({r["confidence"]:.3f})</div>'
+        error = f'<div class="pred">could not load: {escape(r["error"])}</div>' if r["error"] else ""
+        cards.append(f'<div class="card">{pic}<div>true: <span class="true">{escape(r["true"])}</span></div>'
+                     f'<div>predicted: <span class="pred">{escape(r["pred"])}</span> ({r["confidence"]:.3f})</div>'
                      f'<div class="muted">p(true) {r["p_true"]:.3f}</div><div class="muted">{where}</div>'
                      f"{error}</div>")
     note = (f'<p class="pred">{failed} of these images could not be loaded for a thumbnail; '
@@ -305,14 +250,14 @@ def _explanations(cards: Sequence[dict[str, Any]]) -> str:
         return "<h2>Explanations</h2><p>No images to explain.</p>"
     out = []
     for c in cards:
-        pic = (f'<img src="{_e(c["thumb"])}" alt="{_e(c["source"])}">' if c.get("thumb") else
-               f'<div class="missing" title="{_e(c.get("error"))}">image not loaded</div>')
+        pic = (f'<img src="{escape(c["thumb"])}" alt="{escape(c["source"])}">' if c.get("thumb") else
+               f'<div class="missing" title="{escape(c.get("error"))}">image not loaded</div>')
         cls = "pred" if c["kind"] == "mistake" else "true"
-        out.append(f'<div class="card">{pic}<div class="{cls}">{_e(c["kind"])}</div>'
-                   f'<div>true: <span class="true">{_e(c["true"])}</span></div>'
-                   f'<div>predicted: <span class="pred">{_e(c["pred"])}</span> ({float(c["confidence"]):.3f})</div>'
-                   f'<div class="muted" title="{_e(c["source"])}">{_e(Path(str(c["source"])).name)}</div></div>')
-    method = _e(cards[0].get("method", ""))
+        out.append(f'<div class="card">{pic}<div class="{cls}">{escape(c["kind"])}</div>'
+                   f'<div>true: <span class="true">{escape(c["true"])}</span></div>'
+                   f'<div>predicted: <span class="pred">{escape(c["pred"])}</span> ({float(c["confidence"]):.3f})</div>'
+                   f'<div class="muted" title="{escape(c["source"])}">{escape(Path(str(c["source"])).name)}</div></div>')
+    method = escape(cards[0].get("method", ""))
     intro = (f"<p>Why the model said what it said ({method}; bright = evidence for the <em>predicted</em> "
              "label): the most confident mistakes first, then the most confident correct predictions of "
              "each class.</p>")

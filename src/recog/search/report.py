@@ -2,34 +2,27 @@
 
 from __future__ import annotations
 
-import base64
-import io
-from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from recog.metrics.html import escape, jpeg_uri, page
 
 if TYPE_CHECKING:
     from recog.search.audit import AuditResult
 
 _CSS = """
-body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
-h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd;padding-bottom:4px}
-table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:4px 8px;text-align:left;
-vertical-align:top;font-size:13px}th{background:#f4f4f4}.num{text-align:right}
 .badge{display:inline-block;padding:1px 6px;border-radius:8px;font-size:12px;margin-right:4px}
-.leak{background:#fdd;color:#900}.conflict{background:#ffe6b3;color:#850}.ok{background:#e6f4e6;color:#264}
+.badge.leak{background:#fdd;color:#900}.badge.conflict{background:#ffe6b3;color:#850}.badge.ok{background:#e6f4e6;color:#264}
 .thumbs{display:flex;flex-wrap:wrap;gap:6px}.thumb{font-size:11px;width:104px;word-break:break-all}
 .thumb img{width:96px;height:96px;object-fit:contain;background:#eee;display:block}
-.bar{background:#7a9cc6;height:10px;display:inline-block}.muted{color:#777;font-size:12px}
+.bar{background:#7a9cc6;height:10px;display:inline-block}
 """
 
 
 def _thumb_uri(path: Path, size: int = 96) -> str:
     from recog.search.files import thumbnail
 
-    buf = io.BytesIO()
-    thumbnail(path, size).save(buf, "JPEG", quality=80)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
+    return jpeg_uri(thumbnail(path, size), size, quality=80)
 
 
 def _thumb(root: Path, rel: str, caption: str) -> str:
@@ -47,9 +40,7 @@ def render_html(result: "AuditResult", *, max_rows: int = 200) -> str:
     """The report page for an audit result (at most ``max_rows`` per section, the worst first)."""
     root = Path(result.root)
     s = result.summary()
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>recog audit</title><style>{_CSS}</style>"
-             f"</head><body><h1>Dataset audit: {escape(root.name)}</h1>",
-             f"<p class='muted'>model: {escape(str(result.model or 'given features'))}</p>"]
+    parts = [f"<p class='muted'>model: {escape(str(result.model or 'given features'))}</p>"]
     rows = [["images", str(s["images"])], ["classes", str(s["classes"])],
             ["corrupt files", str(s["corrupt_files"])],
             ["duplicate groups (exact)", f"{s['duplicate_groups']} ({s['exact_duplicate_groups']})"],
@@ -122,5 +113,4 @@ def render_html(result: "AuditResult", *, max_rows: int = 200) -> str:
         notes.append(f"class shares {'differ' if d['differ_at_0.01'] else 'do not differ'} between splits "
                      f"({d['test']}, p = {d['p_value']})")
     parts.append("<ul>" + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return page(f"Dataset audit: {root.name}", parts, css=_CSS)
