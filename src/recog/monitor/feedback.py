@@ -3,8 +3,9 @@
 :func:`add_feedback` attaches the true label to a logged prediction (``POST
 /v1/models/{name}:feedback``, ``recog feedback add``). :func:`export_for_labelling` writes the
 images most worth a person's time into the class-folder layout ``recog train`` reads:
-corrected predictions under their true label, the rest (uncertain: low top-1 score; OOD:
-``unknown``) under ``unlabelled/`` to be sorted by hand.
+predictions with feedback under their true label (``OUT/LABEL/``), the others (uncertain: low
+top-1 probability; OOD: ``unknown``) under ``OUT/.to-label/{ood,uncertain}/``, a hidden folder that
+``recog train`` skips, until a person moves each image into its ``OUT/LABEL/``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from recog.errors import ConfigError, NotFoundError
 from recog.monitor.log import connect
 
 MAX_LABEL = 200
+#: where exported images without a label wait (hidden: ``recog train`` skips it).
+TO_LABEL = ".to-label"
 _EXT = {"jpeg": "jpg", "tiff": "tif"}
 
 
@@ -69,6 +72,7 @@ def add_feedback(db: str | Path, prediction_id: str, label: str, *, model: str |
 class ExportResult:
     out: Path
     corrected: int
+    confirmed: int
     uncertain: int
     ood: int
     without_image: int
@@ -76,11 +80,11 @@ class ExportResult:
 
 def export_for_labelling(db: str | Path, model: str, out: str | Path, *, uncertain_below: float = 0.6,
                          limit: int = 1000) -> ExportResult:
-    """Write corrected, OOD and uncertain logged images of ``model`` under ``out``.
+    """Write the labelled, OOD and uncertain logged images of ``model`` under ``out``.
 
-    Layout: ``out/LABEL/<id>.<ext>`` for predictions with feedback that disagrees with the model,
-    ``out/unlabelled/{ood,uncertain}/<id>.<ext>`` for the others, and ``out/export.json`` with the
-    prediction record of every file. Predictions logged without ``--log-images`` cannot be
+    Layout: ``out/LABEL/<id>.<ext>`` for predictions with feedback (corrected first, then confirmed
+    uncertain or OOD ones), ``out/.to-label/{ood,uncertain}/<id>.<ext>`` for the others, and
+    ``out/export.json`` with the prediction record of every file. Predictions logged without ``--log-images`` cannot be
     exported and are counted.
 
     Raises:
@@ -101,15 +105,18 @@ def export_for_labelling(db: str | Path, model: str, out: str | Path, *, uncerta
                WHERE p.model = ? AND ((f.label IS NOT NULL AND f.label != p.label) OR p.unknown = 1 OR p.score < ?)
                ORDER BY (f.label IS NOT NULL) DESC, p.unknown DESC, p.score ASC LIMIT ?""",
             (model, uncertain_below, limit)).fetchall()
-        counts = {"corrected": 0, "ood": 0, "uncertain": 0, "without_image": 0}
+        counts = {"corrected": 0, "confirmed": 0, "ood": 0, "uncertain": 0, "without_image": 0}
         records = []
         for pid, predicted, score, unknown, truth, has_image, source, ts, ood in rows:
-            kind = "corrected" if truth is not None and truth != predicted else ("ood" if unknown == 1 else "uncertain")
+            if truth is not None:
+                kind = "corrected" if truth != predicted else "confirmed"
+            else:
+                kind = "ood" if unknown == 1 else "uncertain"
             if not has_image:
                 counts["without_image"] += 1
                 continue
             data = conn.execute("SELECT image FROM predictions WHERE id = ?", (pid,)).fetchone()[0]
-            folder = out / _safe_name(truth) if kind == "corrected" else out / "unlabelled" / kind
+            folder = out / _safe_name(truth) if truth is not None else out / TO_LABEL / kind
             folder.mkdir(parents=True, exist_ok=True)
             fmt = sniff_format(data[:16]) or "img"
             path = folder / f"{pid}.{_EXT.get(fmt, fmt)}"
@@ -122,7 +129,8 @@ def export_for_labelling(db: str | Path, model: str, out: str | Path, *, uncerta
         conn.close()
     out.mkdir(parents=True, exist_ok=True)
     (out / "export.json").write_text(json.dumps({"model": model, "log": str(db), "images": records}, indent=1))
-    return ExportResult(out, counts["corrected"], counts["uncertain"], counts["ood"], counts["without_image"])
+    return ExportResult(out, counts["corrected"], counts["confirmed"], counts["uncertain"], counts["ood"],
+                        counts["without_image"])
 
 
 def _safe_name(label: str) -> str:

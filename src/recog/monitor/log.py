@@ -51,6 +51,16 @@ CREATE TABLE IF NOT EXISTS predictions (
     image BLOB
 );
 CREATE INDEX IF NOT EXISTS predictions_model_ts ON predictions (model, ts);
+CREATE TABLE IF NOT EXISTS models (
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    path TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    temperature REAL NOT NULL,
+    reference TEXT,
+    first_seen REAL NOT NULL,
+    PRIMARY KEY (name, version)
+);
 CREATE TABLE IF NOT EXISTS feedback (
     id TEXT PRIMARY KEY,
     label TEXT NOT NULL,
@@ -118,18 +128,23 @@ class PredictionLog:
         self.dropped = 0
         self._reason: str | None = None
         self._pending = 0   # entries queued or being written
+        self._registered: set[tuple[str, str]] = set()
         self._thread = threading.Thread(target=self._run, name="recog-prediction-log", daemon=True)
         self._thread.start()
 
     # ------------------------------------------------------------------ request side
     def record(self, model: str, version: str, images: Sequence[tuple[bytes, str | None]], results: Sequence[Any],
-               logits: np.ndarray, latency_ms: float) -> list[str]:
-        """Queue one request's predictions; returns their ids (at once: nothing is written here)."""
+               logits: np.ndarray, latency_ms: float, manifest: Any = None) -> list[str]:
+        """Queue one request's predictions; returns their ids (at once: nothing is written here).
+
+        ``manifest`` (the served bundle's) is recorded once per model version in table ``models``
+        (path, labels, temperature, reference): ``recog monitor`` needs nothing but the log.
+        """
         ids = [uuid.uuid4().hex for _ in results]
         with self._lock:
             self._pending += 1
         try:
-            self._queue.put_nowait((ids, time.time(), model, version, images, results, logits, latency_ms))
+            self._queue.put_nowait((ids, time.time(), model, version, images, results, logits, latency_ms, manifest))
         except queue.Full:
             with self._lock:
                 self._pending -= 1
@@ -180,7 +195,7 @@ class PredictionLog:
     def _rows(self, entry: tuple) -> list[tuple]:
         from recog.monitor.stats import image_stats
 
-        ids, ts, model, version, images, results, logits, latency_ms = entry
+        ids, ts, model, version, images, results, logits, latency_ms, _ = entry
         rows = []
         for pid, (data, name), result, raw in zip(ids, images, results, logits):
             st = image_stats(data) or {}
@@ -201,6 +216,7 @@ class PredictionLog:
                 self._conn = connect(self.path, timeout=self.busy_timeout)
             with self._conn:
                 self._conn.executemany(_INSERT, rows)
+                self._register(entries)
             self._bound()
         except sqlite3.Error as exc:
             with self._lock:
@@ -213,6 +229,19 @@ class PredictionLog:
         with self._lock:
             self.written += len(rows)
             self._reason = None
+
+    def _register(self, entries: list[tuple]) -> None:
+        from recog.monitor.reference import reference_of
+
+        for e in entries:
+            model, version, manifest = e[2], e[3], e[8]
+            if manifest is None or (model, version) in self._registered:
+                continue
+            ref = reference_of(manifest)
+            self._conn.execute("INSERT OR IGNORE INTO models VALUES (?, ?, ?, ?, ?, ?, ?)",
+                               (model, version, str(manifest.path), json.dumps(list(manifest.labels)),
+                                manifest.temperature, None if ref is None else json.dumps(ref), time.time()))
+            self._registered.add((model, version))
 
     def _bound(self) -> None:
         """Delete the oldest rows past ``max_rows``, and a tenth of them while the file is over ``max_mb``."""
@@ -236,13 +265,14 @@ def open_log(settings: Any) -> PredictionLog | None:
     return PredictionLog(path, store_images=settings.log_images, max_rows=settings.log_max_rows)
 
 
-def logged(log: PredictionLog | None, model: str, version: str, uploads: Sequence[Any], results: Sequence[Any],
+def logged(log: PredictionLog | None, model: str, manifest: Any, uploads: Sequence[Any], results: Sequence[Any],
            logits: np.ndarray, started: float) -> list[dict[str, Any]]:
     """The predictions' JSON, each with its ``prediction_id`` when the service logs (queued, not written here)."""
     out = [r.to_dict() for r in results]
     if log is not None:
         latency_ms = (time.perf_counter() - started) * 1000.0
-        ids = log.record(model, version, [(u.data, u.name) for u in uploads], results, logits, latency_ms)
+        ids = log.record(model, manifest.version, [(u.data, u.name) for u in uploads], results, logits, latency_ms,
+                         manifest)
         for d, pid in zip(out, ids):
             d["prediction_id"] = pid
     return out

@@ -82,7 +82,7 @@ async def predict(request: Request, name: str = ModelName, deadline: Deadline = 
     raw = np.stack(rows)
     results = model.postprocess(raw, top_k=k, sources=[u.name for u in uploads])
     return JSONResponse({"model": name, "version": served.version,
-                         "predictions": logged(state_of(request).prediction_log, name, served.version, uploads,
+                         "predictions": logged(state_of(request).prediction_log, name, model.manifest, uploads,
                                                results, raw, started)})
 
 
