@@ -7,6 +7,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+def with_source(out: dict[str, Any], source: str | None) -> dict[str, Any]:
+    """``out`` with ``"source"`` (the input's path or name) added when it is known."""
+    if source is not None:
+        out["source"] = source
+    return out
+
+
 @dataclass(frozen=True)
 class Label:
     """One class and its probability."""
@@ -74,9 +81,7 @@ class Classification:
                                "top": [t.to_dict() for t in self.top]}
         if self.ood is not None:
             out["ood"] = self.ood.to_dict()
-        if self.source is not None:
-            out["source"] = self.source
-        return out
+        return with_source(out, self.source)
 
 
 @dataclass(frozen=True)
@@ -97,9 +102,7 @@ class Embedding:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"embedding": [round(float(v), 7) for v in self.vector], "dim": self.dim}
-        if self.source is not None:
-            out["source"] = self.source
-        return out
+        return with_source(out, self.source)
 
 
 @dataclass(frozen=True)
@@ -234,6 +237,4 @@ class AnomalyResult:
                                "scores": [num(s) for s in self.scores], "labels": list(self.labels)}
         if self.image_size is not None:
             out["image_size"] = [int(v) for v in self.image_size]
-        if self.source is not None:
-            out["source"] = self.source
-        return out
+        return with_source(out, self.source)

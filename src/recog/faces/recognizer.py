@@ -38,6 +38,7 @@ from recog.faces.index import IndexCache, search
 from recog.faces.store import FaceStore
 from recog.faces.types import (CollectionInfo, EnrolledFace, EnrollReport, FaceIdentity, Identification,
                                PersonInfo, SkippedImage, Verification)
+from recog.index.db import Closing
 from recog.io import IMAGE_EXTENSIONS
 
 
@@ -97,7 +98,7 @@ def enrollment_items(path: str | os.PathLike, person: str | None = None) -> list
     return [(person, p) for p in sorted(path.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
 
 
-class FaceRecognizer:
+class FaceRecognizer(Closing):
     """Detection, verification, enrollment and identification over one face store.
 
     Args:
@@ -113,12 +114,6 @@ class FaceRecognizer:
 
     def close(self) -> None:
         self.store.close()
-
-    def __enter__(self) -> "FaceRecognizer":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
     # -- stateless -------------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from recog.errors import InvalidInputError, NotFoundError, did_you_mean
 from recog.faces.dlib_models import EMBEDDING_DIM
-from recog.index.db import Database
+from recog.index.db import Database, generation_triggers
 from recog.index.snapshot import check_vectors
 from recog.index.store import check_collection_name
 
@@ -61,12 +61,7 @@ CREATE TABLE IF NOT EXISTS faces(
     created_at TEXT NOT NULL,
     UNIQUE(person_id, image_sha256));
 CREATE INDEX IF NOT EXISTS faces_by_collection ON faces(collection_id, person_id, id);
-CREATE TRIGGER IF NOT EXISTS faces_insert_bumps AFTER INSERT ON faces BEGIN
-    UPDATE collections SET generation = generation + 1 WHERE id = NEW.collection_id; END;
-CREATE TRIGGER IF NOT EXISTS faces_delete_bumps AFTER DELETE ON faces BEGIN
-    UPDATE collections SET generation = generation + 1 WHERE id = OLD.collection_id; END;
-CREATE TRIGGER IF NOT EXISTS faces_update_bumps AFTER UPDATE OF embedding, person_id, collection_id ON faces BEGIN
-    UPDATE collections SET generation = generation + 1 WHERE id IN (OLD.collection_id, NEW.collection_id); END;
+""" + generation_triggers("faces", "collections", "embedding, person_id, collection_id") + """\
 CREATE TRIGGER IF NOT EXISTS people_rename_bumps AFTER UPDATE OF name ON people BEGIN
     UPDATE collections SET generation = generation + 1 WHERE id = NEW.collection_id; END;
 """

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from typing import Any, Sequence
 
 from recog.clock import utc_now
@@ -29,6 +28,7 @@ from recog.faces.dlib_models import DEFAULT_THRESHOLD, EMBEDDER_ID, check_thresh
 from recog.faces.schema import check_embeddings, check_name, find_collection, open_database
 from recog.faces.snapshot import CollectionVersion, FaceSnapshot, read_snapshot, read_version
 from recog.faces.types import CollectionInfo, PersonInfo
+from recog.index.db import Store, insert_each
 
 
 def _no_person(collection: str, person: str) -> NotFoundError:
@@ -36,7 +36,7 @@ def _no_person(collection: str, person: str) -> NotFoundError:
                          hint=f"list them with `recog faces list --collection {collection}`")
 
 
-class FaceStore:
+class FaceStore(Store):
     """Collections of people and face embeddings in one SQLite file.
 
     Safe to share between threads (one connection, one lock; every method is
@@ -52,21 +52,7 @@ class FaceStore:
     """
 
     def __init__(self, path: str | os.PathLike | None = None, *, timeout_s: float = 30.0) -> None:
-        self.db = open_database(path, timeout_s=timeout_s)
-        self.path = self.db.path
-
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self) -> "FaceStore":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def integrity_check(self) -> str:
-        """``PRAGMA integrity_check``: ``"ok"`` for a sound file."""
-        return self.db.integrity_check()
+        super().__init__(open_database(path, timeout_s=timeout_s))
 
     # -- collections ---------------------------------------------------------------------------
 
@@ -101,11 +87,6 @@ class FaceStore:
             faces = cur.execute("SELECT count(*) FROM faces WHERE collection_id=?", (row.id,)).fetchone()[0]
         return CollectionInfo(row.name, row.threshold, row.store_images, row.embedder, int(people), int(faces),
                               row.created_at)
-
-    def collections(self) -> list[CollectionInfo]:
-        with self.db.transaction(write=False) as cur:
-            names = [r[0] for r in cur.execute("SELECT name FROM collections ORDER BY name")]
-        return [self.collection(n) for n in names]
 
     def delete_collection(self, name: str) -> int:
         """Hard-delete a collection with its people and faces; returns the number of faces deleted."""
@@ -163,7 +144,6 @@ class FaceStore:
             return list(values)
 
         sources_, shas, boxes_, images_ = col(sources), col(image_sha256), col(boxes), col(images)
-        ids: list[int | None] = []
         with self.db.transaction() as cur:
             coll = find_collection(cur, collection, self.path)
             now = utc_now()
@@ -171,20 +151,14 @@ class FaceStore:
                         (coll.id, person, now))
             pid = cur.execute("SELECT id FROM people WHERE collection_id=? AND name=?",
                               (coll.id, person)).fetchone()[0]
-            for i in range(n):
-                box = None if boxes_[i] is None else json.dumps([int(v) for v in boxes_[i]])
-                image = images_[i] if coll.store_images else None
-                try:
-                    cur.execute("INSERT INTO faces(person_id, collection_id, embedding, source, image_sha256, box, "
-                                "image, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                                (pid, coll.id, vecs[i].tobytes(), sources_[i], shas[i], box, image, now))
-                except sqlite3.IntegrityError as exc:
-                    if not skip_existing:
-                        raise ConflictError(f"{sources_[i] or 'this image'} is already enrolled for {person!r}.") \
-                            from exc
-                    ids.append(None)
-                    continue
-                ids.append(int(cur.lastrowid))
+            ids = insert_each(
+                cur, "INSERT INTO faces(person_id, collection_id, embedding, source, image_sha256, box, image, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                ((pid, coll.id, vecs[i].tobytes(), sources_[i], shas[i],
+                  None if boxes_[i] is None else json.dumps([int(v) for v in boxes_[i]]),
+                  images_[i] if coll.store_images else None, now) for i in range(n)),
+                skip_existing=skip_existing,
+                conflict=lambda i: f"{sources_[i] or 'this image'} is already enrolled for {person!r}.")
         return ids
 
     def has_image(self, collection: str, person: str, image_sha256: str) -> bool:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from recog.types import with_source
+
 #: Order of the five landmarks; "right" is the eye on the image's right side.
 LANDMARK_NAMES = ("right_eye_outer", "right_eye_inner", "left_eye_outer", "left_eye_inner", "nose")
 
@@ -95,9 +97,7 @@ class FaceDetections:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"count": len(self.faces), "faces": [f.to_dict() for f in self.faces],
                                "width": self.width, "height": self.height, "detector": self.detector}
-        if self.source is not None:
-            out["source"] = self.source
-        return out
+        return with_source(out, self.source)
 
 
 @dataclass(frozen=True)
@@ -183,9 +183,7 @@ class Identification:
         out: dict[str, Any] = {"collection": self.collection, "threshold": self.threshold,
                                "count": len(self.faces), "faces": [f.to_dict() for f in self.faces],
                                "width": self.width, "height": self.height}
-        if self.source is not None:
-            out["source"] = self.source
-        return out
+        return with_source(out, self.source)
 
 
 @dataclass(frozen=True)

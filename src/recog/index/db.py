@@ -26,9 +26,9 @@ import sqlite3
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator, Self
 
-from recog.errors import ConfigError
+from recog.errors import ConfigError, ConflictError
 
 
 def statements(script: str) -> list[str]:
@@ -40,6 +40,53 @@ def statements(script: str) -> list[str]:
             out.append(buf.strip())
             buf = ""
     return [s for s in out if s]
+
+
+def generation_triggers(table: str, parent: str, columns: str) -> str:
+    """Triggers that bump ``parent.generation`` whenever rows of ``table`` (which have a
+    ``collection_id``) are inserted, deleted, or changed in ``columns``: an in-memory index
+    compares generations to know it is stale, whoever wrote the rows (even plain SQL)."""
+    bump = f"UPDATE {parent} SET generation = generation + 1 WHERE id"
+    return (f"CREATE TRIGGER IF NOT EXISTS {table}_insert_bumps AFTER INSERT ON {table} BEGIN\n"
+            f"    {bump} = NEW.collection_id; END;\n"
+            f"CREATE TRIGGER IF NOT EXISTS {table}_delete_bumps AFTER DELETE ON {table} BEGIN\n"
+            f"    {bump} = OLD.collection_id; END;\n"
+            f"CREATE TRIGGER IF NOT EXISTS {table}_update_bumps AFTER UPDATE OF {columns} ON {table} BEGIN\n"
+            f"    {bump} IN (OLD.collection_id, NEW.collection_id); END;\n")
+
+
+def insert_each(cur: sqlite3.Cursor, sql: str, rows: Iterable[tuple], *, skip_existing: bool,
+                conflict: Callable[[int], str]) -> list[int | None]:
+    """Insert each row with ``sql``; returns the new ids in order.
+
+    A row that breaks a UNIQUE constraint (already stored) is skipped as None with
+    ``skip_existing`` (so an interrupted load can be rerun), else raises
+    ``ConflictError(conflict(i))`` for row ``i`` and the caller's transaction rolls back.
+    """
+    ids: list[int | None] = []
+    for i, row in enumerate(rows):
+        try:
+            cur.execute(sql, row)
+        except sqlite3.IntegrityError as exc:
+            if not skip_existing:
+                raise ConflictError(conflict(i)) from exc
+            ids.append(None)
+            continue
+        ids.append(int(cur.lastrowid))
+    return ids
+
+
+class Closing:
+    """Mixin: ``with obj:`` calls ``obj.close()`` on the way out."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 class Database:
@@ -124,3 +171,31 @@ class Database:
         """After a delete: copy the WAL into the main file and truncate it, so no old page survives."""
         with self.lock:
             self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+
+
+class Store(Closing):
+    """Base of the stores of named collections in one :class:`Database`: ``path``, ``close``,
+    ``with``, ``integrity_check``, and :meth:`collections` through the subclass's ``collection(name)``."""
+
+    #: the table with one row per collection, each with a unique ``name``.
+    collections_table = "collections"
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.path = db.path
+
+    def close(self) -> None:
+        self.db.close()
+
+    def integrity_check(self) -> str:
+        """``PRAGMA integrity_check``: ``"ok"`` for a sound file."""
+        return self.db.integrity_check()
+
+    def collection(self, name: str) -> Any:
+        raise NotImplementedError
+
+    def collections(self) -> list[Any]:
+        """Every collection's :meth:`collection` info, by name."""
+        with self.db.transaction(write=False) as cur:
+            names = [r[0] for r in cur.execute(f"SELECT name FROM {self.collections_table} ORDER BY name")]
+        return [self.collection(n) for n in names]

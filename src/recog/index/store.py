@@ -37,7 +37,7 @@ import numpy as np
 
 from recog.clock import utc_now
 from recog.errors import ConflictError, InvalidInputError, NotFoundError, did_you_mean
-from recog.index.db import Database
+from recog.index.db import Database, Store, generation_triggers, insert_each
 from recog.index.snapshot import Snapshot, Version, build_snapshot, check_vectors
 
 SCHEMA_VERSION = 1
@@ -60,13 +60,7 @@ CREATE TABLE IF NOT EXISTS vectors(
     created_at TEXT NOT NULL,
     UNIQUE(collection_id, owner, key));
 CREATE INDEX IF NOT EXISTS vectors_by_owner ON vectors(collection_id, owner, id);
-CREATE TRIGGER IF NOT EXISTS vectors_insert_bumps AFTER INSERT ON vectors BEGIN
-    UPDATE vector_collections SET generation = generation + 1 WHERE id = NEW.collection_id; END;
-CREATE TRIGGER IF NOT EXISTS vectors_delete_bumps AFTER DELETE ON vectors BEGIN
-    UPDATE vector_collections SET generation = generation + 1 WHERE id = OLD.collection_id; END;
-CREATE TRIGGER IF NOT EXISTS vectors_update_bumps AFTER UPDATE OF vector, owner, collection_id ON vectors BEGIN
-    UPDATE vector_collections SET generation = generation + 1 WHERE id IN (OLD.collection_id, NEW.collection_id); END;
-"""
+""" + generation_triggers("vectors", "vector_collections", "vector, owner, collection_id")
 
 _COLLECTION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -113,7 +107,7 @@ def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
 
 
-class VectorStore:
+class VectorStore(Store):
     """Collections of vectors in one SQLite file (a :class:`VectorSource` for :class:`~recog.index.IndexCache`).
 
     Args:
@@ -121,22 +115,11 @@ class VectorStore:
         timeout_s: how long a write waits for another process's lock.
     """
 
+    collections_table = "vector_collections"
+
     def __init__(self, path: str | os.PathLike, *, timeout_s: float = 30.0) -> None:
-        self.db = Database(path, what="vector store", timeout_s=timeout_s)
+        super().__init__(Database(path, what="vector store", timeout_s=timeout_s))
         self.db.install(_SCHEMA, version=SCHEMA_VERSION, key="vectors_schema_version")
-        self.path = self.db.path
-
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self) -> "VectorStore":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def integrity_check(self) -> str:
-        return self.db.integrity_check()
 
     # -- collections ---------------------------------------------------------------------------
 
@@ -173,11 +156,6 @@ class VectorStore:
             n, owners = cur.execute("SELECT count(*), count(DISTINCT owner) FROM vectors WHERE collection_id=?",
                                     (cid,)).fetchone()
         return VectorCollection(name, dim, int(n), int(owners), json.loads(meta or "{}"), created)
-
-    def collections(self) -> list[VectorCollection]:
-        with self.db.transaction(write=False) as cur:
-            names = [r[0] for r in cur.execute("SELECT name FROM vector_collections ORDER BY name")]
-        return [self.collection(n) for n in names]
 
     def delete_collection(self, name: str) -> int:
         """Hard-delete a collection and its vectors; returns how many vectors went."""
@@ -217,19 +195,12 @@ class VectorStore:
                                         f"{len(owner_list)}, {len(key_list)} and {len(meta_list)}.")
             if any(not isinstance(o, str) or not o for o in owner_list):
                 raise InvalidInputError("every vector needs an owner: a non-empty string.")
-            now, ids = utc_now(), []
-            for i in range(n):
-                try:
-                    cur.execute("INSERT INTO vectors(collection_id, owner, key, vector, metadata, created_at) "
-                                "VALUES (?, ?, ?, ?, ?, ?)",
-                                (cid, owner_list[i], key_list[i], vecs[i].tobytes(), _json(meta_list[i]), now))
-                except sqlite3.IntegrityError as exc:
-                    if not skip_existing:
-                        raise ConflictError(f"{owner_list[i]!r} already has a vector with key {key_list[i]!r}.") \
-                            from exc
-                    ids.append(None)
-                    continue
-                ids.append(int(cur.lastrowid))
+            now = utc_now()
+            ids = insert_each(
+                cur, "INSERT INTO vectors(collection_id, owner, key, vector, metadata, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                ((cid, owner_list[i], key_list[i], vecs[i].tobytes(), _json(meta_list[i]), now) for i in range(n)),
+                skip_existing=skip_existing,
+                conflict=lambda i: f"{owner_list[i]!r} already has a vector with key {key_list[i]!r}.")
         return ids
 
     def get(self, collection: str, vector_id: int) -> VectorRecord:

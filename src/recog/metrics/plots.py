@@ -96,6 +96,15 @@ def _colors(n: int) -> list[Any]:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
+def _curves_setup(y_true: np.ndarray, probs: np.ndarray, *, need_negatives: bool) -> tuple:
+    """``(one-hot targets, classes to draw, figure, axes, a 201-point unit grid, whether per-class curves are drawn)``."""
+    c = probs.shape[1]
+    classes = _curve_classes(y_true, c, need_negatives=need_negatives)
+    fig = _figure(7.5, 6.0)
+    return (np.eye(c, dtype=np.int64)[y_true], classes, fig, fig.add_subplot(), np.linspace(0.0, 1.0, 201),
+            len(classes) <= MAX_CURVES)
+
+
 def roc_png(y_true: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> bytes:
     """One-vs-rest ROC curves: per class (up to MAX_CURVES), micro and macro average.
 
@@ -106,14 +115,8 @@ def roc_png(y_true: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> byt
     """
     from sklearn.metrics import auc, roc_curve
 
-    c = probs.shape[1]
-    onehot = np.eye(c, dtype=np.int64)[y_true]
-    classes = _curve_classes(y_true, c, need_negatives=True)
-    fig = _figure(7.5, 6.0)
-    ax = fig.add_subplot()
-    grid = np.linspace(0.0, 1.0, 201)
+    onehot, classes, fig, ax, grid, draw = _curves_setup(y_true, probs, need_negatives=True)
     tprs = []
-    draw = len(classes) <= MAX_CURVES
     for color, j in zip(_colors(len(classes)), classes):
         fpr, tpr, _ = roc_curve(onehot[:, j], probs[:, j])
         tprs.append(np.interp(grid, fpr, tpr))
@@ -151,14 +154,8 @@ def pr_png(y_true: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> byte
     """
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
-    c = probs.shape[1]
-    onehot = np.eye(c, dtype=np.int64)[y_true]
-    classes = _curve_classes(y_true, c, need_negatives=False)
-    fig = _figure(7.5, 6.0)
-    ax = fig.add_subplot()
-    grid = np.linspace(0.0, 1.0, 201)
+    onehot, classes, fig, ax, grid, draw = _curves_setup(y_true, probs, need_negatives=False)
     interp, aps = [], []
-    draw = len(classes) <= MAX_CURVES
     for color, j in zip(_colors(len(classes)), classes):
         prec, rec, _ = precision_recall_curve(onehot[:, j], probs[:, j])
         ap = average_precision_score(onehot[:, j], probs[:, j])

@@ -47,6 +47,7 @@ import numpy as np
 
 from recog.errors import ConflictError, InvalidInputError, NotFoundError
 from recog.index import VectorStore, check_collection_name, check_vectors
+from recog.index.db import Closing
 from recog.search.ann import AnnIndex, choose_kind, choose_nlist, EXACT_MAX_FLOATS
 from recog.search.types import IndexInfo, ModelRef, SearchHit, SearchHits
 from recog.search.where import Filter, parse
@@ -68,7 +69,7 @@ def model_mismatch(index: str, ours: ModelRef, theirs: ModelRef) -> ConflictErro
                          hint=f"use --model {ours.name}, or build another index with {theirs.name}")
 
 
-class Indexes:
+class Indexes(Closing):
     """The search indexes of one SQLite file.
 
     Args:
@@ -83,12 +84,6 @@ class Indexes:
         self.cache_dir = None if memory or not cache else self.path.with_name(self.path.stem + ".ann")
         self._open: dict[str, SearchIndex] = {}
         self._lock = threading.Lock()
-
-    def __enter__(self) -> "Indexes":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
     def close(self) -> None:
         """Save the approximate indexes that changed and close the file."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from recog.types import with_source
+
 
 @dataclass(frozen=True)
 class SearchHit:
@@ -24,9 +26,7 @@ class SearchHit:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "score": round(float(self.score), 6), "metadata": self.metadata}
-        if self.source is not None:
-            out["source"] = self.source
-        return out
+        return with_source(out, self.source)
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,7 @@ class SearchHits:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"index": self.index, "exact": self.exact, "hits": [h.to_dict() for h in self.hits]}
-        if self.source is not None:
-            out["source"] = self.source
-        return out
+        return with_source(out, self.source)
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
-_LAZY = {
-    "create_app": ("recog.serve.app", "create_app"),
-    "run_server": ("recog.serve.server", "run_server"),
-    "Settings": ("recog.serve.settings", "Settings"),
-    "ModelSpec": ("recog.serve.settings", "ModelSpec"),
-    "load_settings": ("recog.serve.settings", "load_settings"),
-}
+#: public name -> the module that defines it (imported on first use).
+_LAZY = {"create_app": "recog.serve.app", "run_server": "recog.serve.server",
+         **dict.fromkeys(("Settings", "ModelSpec", "load_settings"), "recog.serve.settings")}
 
 __all__ = ["ModelSpec", "Settings", "create_app", "load_settings", "run_server"]
 
@@ -34,6 +30,5 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
 
-        module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'recog.serve' has no attribute {name!r}")

@@ -9,6 +9,8 @@
 - :func:`request_deadline`: when the request must be answered: the server's
   ``request_timeout_s`` from its arrival, or less when the client sends
   ``X-Request-Timeout: SECONDS`` (a tighter budget; never more than the server's).
+- :func:`load_once`: a heavy object (an explainer, an index's model) built once per key in a
+  thread; requests that arrive while it builds wait for that build until their deadline.
 - :class:`Admission`: the one admission policy of the service. Each queue
   (every model's batcher, the faces routes) admits at most ``max_queue``
   images in progress; a request that would pass it is refused at once with 429
@@ -28,11 +30,11 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator, MutableMapping
 
 from fastapi import Request
 
-from recog.errors import BadRequestError, DeadlineExceededError, ForbiddenError, OverloadedError
+from recog.errors import BadRequestError, DeadlineExceededError, ForbiddenError, NotReadyError, OverloadedError
 from recog.serve.auth import presented_key, require_admin
 
 if TYPE_CHECKING:
@@ -140,6 +142,24 @@ def request_deadline(request: Request) -> Deadline:
     """Dependency: the request's :class:`Deadline`, counted from its arrival."""
     seconds = request_timeout(request, state_of(request).settings.request_timeout_s)
     return Deadline(seconds, time.monotonic() + seconds)
+
+
+async def load_once(cache: MutableMapping[Any, "asyncio.Task"], key: Any, load: Callable[[], Any],
+                    deadline: Deadline, what: str) -> Any:
+    """``load()`` run once per ``key`` in a thread; later calls wait for that run (a failed run is retried).
+
+    Raises:
+        NotReadyError: the deadline passed while ``what`` was still loading (503, Retry-After).
+    """
+    task = cache.get(key)
+    if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+        task = asyncio.create_task(asyncio.to_thread(load))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        cache[key] = task
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), deadline.left())
+    except asyncio.TimeoutError:
+        raise NotReadyError(f"{what} is still loading.", hint="retry after the Retry-After delay") from None
 
 
 class Admission:

@@ -62,11 +62,11 @@ class Embed(Task):
     output = "embedding"
     monitor = "count"
 
-    def build(self, source: str, labels: Sequence[str], *, weights: str | None = None,
-              image_size: int | None = None):
+    def build(self, source: str, labels: Sequence[str], **options: Any):
+        """The classify network of ``source`` with its head replaced by a flatten (``options`` as in :meth:`Task.build`)."""
         from recog.tasks.classify import Classify
 
-        created = Classify().build(source, list(labels) or ["feature"], weights=weights, image_size=image_size)
+        created = Classify().build(source, list(labels) or ["feature"], **options)
         as_embedder(created.model)
         return created
 

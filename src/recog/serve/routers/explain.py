@@ -37,9 +37,9 @@ import numpy as np
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 
-from recog.errors import BadRequestError, NotReadyError
+from recog.errors import BadRequestError
 from recog.serve.decoding import check_image
-from recog.serve.deps import Admission, Deadline, request_deadline, require_key, state_of
+from recog.serve.deps import Admission, Deadline, load_once, request_deadline, require_key, state_of
 from recog.serve.inputs import IMAGES_BODY, decode_uploads, read_images
 from recog.serve.problems import problem_responses
 
@@ -81,16 +81,8 @@ def _build_explainer(predictor: Any) -> Any:
 
 async def _explainer(budget: _Budget, served: Any, deadline: Deadline) -> Any:
     """The served model's explainer; the first call builds it in a thread (later calls wait for that build)."""
-    task = budget.explainers.get(served)
-    if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
-        task = asyncio.create_task(asyncio.to_thread(_build_explainer, served.predictor))
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
-        budget.explainers[served] = task
-    try:
-        return await asyncio.wait_for(asyncio.shield(task), deadline.left())
-    except asyncio.TimeoutError:
-        raise NotReadyError(f"the explainer of model {served.name!r} is still loading.",
-                            hint="retry after the Retry-After delay") from None
+    return await load_once(budget.explainers, served, lambda: _build_explainer(served.predictor), deadline,
+                           f"the explainer of model {served.name!r}")
 
 
 def _quantized(amap: np.ndarray) -> dict[str, Any]:

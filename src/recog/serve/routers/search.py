@@ -43,7 +43,8 @@ from fastapi.responses import JSONResponse
 
 from recog.errors import BadRequestError, NotReadyError
 from recog.serve.decoding import check_image
-from recog.serve.deps import Admission, Deadline, request_deadline, require_key, require_write_key, state_of
+from recog.serve.deps import (Admission, Deadline, load_once, request_deadline, require_key, require_write_key,
+                              state_of)
 from recog.serve.inputs import IMAGES_BODY, decode_uploads, read_images
 from recog.serve.problems import problem_responses
 
@@ -79,16 +80,8 @@ class SearchService:
     async def embedder(self, index: Any, deadline: Deadline) -> Any:
         """The index's model (loaded once per app, in a thread) and its :class:`ModelRef`."""
         name = index.model.name
-        task = self._embedders.get(name)
-        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
-            task = asyncio.create_task(asyncio.to_thread(self._load, name))
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
-            self._embedders[name] = task
-        try:
-            return await asyncio.wait_for(asyncio.shield(task), deadline.left())
-        except asyncio.TimeoutError:
-            raise NotReadyError(f"the model of index {index.name!r} is still loading.",
-                                hint="retry after the Retry-After delay") from None
+        return await load_once(self._embedders, name, lambda: self._load(name), deadline,
+                               f"the model of index {index.name!r}")
 
     async def run(self, deadline: Deadline, n_images: int, fn: Any, doing: str) -> Any:
         with self.admission.slots(n_images):
