@@ -67,3 +67,69 @@ def register(app: typer.Typer) -> None:
                        "(serve with --log-images to keep them)", err=True)
 
     app.add_typer(feedback_app, name="feedback")
+
+    @app.command("retrain")
+    def retrain_cmd(
+        bundle: Path = typer.Argument(..., help="The bundle to improve (runs/NAME/best)."),
+        add: Path = typer.Option(..., "--add", help="New labelled images: class folders (e.g. from `recog feedback export`)."),
+        out: Path = typer.Option(..., "--out", "-o", help="New run folder."),
+        data: Optional[Path] = typer.Option(None, "--data", help="The original training data, when it moved [from recog.json]."),
+        new_labels: bool = typer.Option(False, "--new-labels", help="Accept classes the bundle does not know (the head grows)."),
+        epochs: int = typer.Option(5, min=1, help="Fine-tuning epochs."),
+        lr: Optional[float] = typer.Option(None, help="Learning rate [a third of the original run's]."),
+    ) -> None:
+        """Fine-tune BUNDLE on its original data plus --add; the new bundle records its lineage."""
+        from recog.cli.progress import RichReporter
+        from recog.monitor.retrain import retrain
+
+        reporter = RichReporter()
+        try:
+            res = retrain(bundle, add, out, data=data, new_labels=new_labels, epochs=epochs, lr=lr, reporter=reporter)
+        finally:
+            reporter.close()
+        acc = "n/a" if res.best_val_acc is None else f"{res.best_val_acc:.4f}"
+        typer.echo(f"retrained {res.epochs_run} epoch(s): best val acc {acc}; bundle: {res.best}")
+        typer.echo(f"next: recog compare {bundle} {res.best} TEST_DATA")
+
+    @app.command("compare")
+    def compare_cmd(
+        champion: Path = typer.Argument(..., help="The bundle in service."),
+        challenger: Path = typer.Argument(..., help="The candidate (e.g. from `recog retrain`)."),
+        data: Path = typer.Argument(..., help="Labelled test images (class folders or CSV; a group column adds per-group gaps)."),
+        split: Optional[str] = typer.Option(None, help="train | val | test; default test, else val, else all."),
+        margin: float = typer.Option(0.0, min=0, help="Accuracy points the challenger may lose and still be promoted."),
+        alpha: float = typer.Option(0.05, help="Significance level of McNemar's test."),
+        max_group_drop: float = typer.Option(5.0, min=0, help="Accuracy points any group may lose."),
+        promote: bool = typer.Option(False, "--promote-if-better", help="When the rule passes, put the challenger "
+                                     "where the champion is (the champion is kept as CHAMPION.previous-VERSION)."),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write compare.json here."),
+    ) -> None:
+        """Champion vs challenger on the same test set: accuracy, McNemar's exact test, per-group gaps,
+        and the promotion rule. Exit code 0 when the challenger passes, 4 when it does not."""
+        import json
+
+        from recog.cli.progress import bar
+        from recog.monitor.compare import compare_bundles, promote as promote_bundle, promotion
+
+        res = compare_bundles(champion, challenger, data, split=split, progress_factory=bar)
+        ok, reasons = promotion(res, margin=margin, alpha=alpha, max_group_drop=max_group_drop)
+        res["promotion"] = {"promote": ok, "reasons": reasons, "margin": margin, "alpha": alpha,
+                            "max_group_drop": max_group_drop}
+        m = res["mcnemar"]
+        typer.echo(f"{res['images']} images ({res['split']}): champion {res['champion']['accuracy']:.4f}, "
+                   f"challenger {res['challenger']['accuracy']:.4f} ({100 * res['difference']:+.2f} points); "
+                   f"McNemar: {m['only_champion']} only champion right, {m['only_challenger']} only challenger "
+                   f"right, p = {m['p_value']:.3g}")
+        for g, v in res["groups"].items():
+            typer.echo(f"  group {g}: {v['champion']:.4f} -> {v['challenger']:.4f} ({v['images']} images)")
+        typer.echo(f"{'promote' if ok else 'keep the champion'}: {'; '.join(reasons)}")
+        if ok and promote:
+            backup = promote_bundle(challenger, champion)
+            res["promotion"]["previous"] = str(backup)
+            typer.echo(f"promoted: {challenger} is now at {champion} (previous: {backup}); reload a running "
+                       f"service with POST /v1/models/NAME:reload")
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "compare.json").write_text(json.dumps(res, indent=1))
+        if not ok:
+            raise typer.Exit(4)
