@@ -149,7 +149,7 @@ def test_evaluate_writes_metrics_report_and_records_the_f1_threshold(fitted, par
     assert "Score histogram" in html and "data:image/png;base64," in html and "Escapes" in html
     assert "src='http" not in html and 'src="http' not in html
     assert "image AUROC 1.0000" in res.summary[0]
-    recorded = read_manifest(fitted).raw["threshold_candidates"]["f1"]["threshold"]
+    recorded = read_manifest(fitted).task_record["threshold_candidates"]["f1"]["threshold"]
     assert recorded == pytest.approx(m["f1_optimal"]["threshold"], rel=1e-5)
     before = read_manifest(fitted).version
     after = set_threshold(fitted, "f1")

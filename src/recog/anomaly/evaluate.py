@@ -1,7 +1,7 @@
 """``recog evaluate`` for anomaly bundles: score labelled test images, write metrics and the report.
 
 Also records the F1-optimal threshold found on this data in the bundle's
-``threshold_candidates`` (not adopted: a threshold picked on the test data
+``anomaly.threshold_candidates`` (not adopted: a threshold picked on the test data
 makes that data's figures optimistic; adopt it with
 :func:`recog.tasks.anomaly.set_threshold` or per request with ``threshold=``).
 """
@@ -113,17 +113,18 @@ def _read_mask(item: EvalItem, size: tuple[int, int], failures: list[tuple[str, 
 
 
 def _record_f1(predictor: Any, m: dict[str, Any], data: Any) -> str:
-    """Store the F1-optimal threshold in the bundle's ``threshold_candidates``; a note for the summary."""
+    """Store the F1-optimal threshold in the bundle's ``anomaly.threshold_candidates``; a note for the summary."""
     from recog.models.bundle import update_bundle
 
     best = m.get("f1_optimal")
     if not best:
         return ""
-    candidates = dict(predictor.manifest.raw.get("threshold_candidates") or {})
+    record = predictor.manifest.task_record
+    candidates = dict(record.get("threshold_candidates") or {})
     candidates["f1"] = {"threshold": round(best["threshold"], 6), "f1": best["f1"], "data": str(data),
                         "images": m["num_images"]}
     try:
-        update_bundle(predictor.path, updates={"threshold_candidates": candidates})
+        update_bundle(predictor.path, updates={"anomaly": {**record, "threshold_candidates": candidates}})
     except (OSError, BundleError) as exc:
         return f" (not recorded in the bundle: {exc})"
     return " (recorded in the bundle; adopt it with recog.tasks.anomaly.set_threshold(BUNDLE, 'f1'))"

@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recog.errors import ConfigError
+from recog.tasks.classify import hidden_states
 
 #: EfficientNet-Lite stages whose outputs are the patch features (0-based; strides 4 and 8) ...
 LITE_LAYERS = (1, 2)
@@ -123,7 +124,7 @@ class _HiddenStates(nn.Module):
         self.layers = list(layers)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        states = self.model(pixel_values=x, output_hidden_states=True).hidden_states
+        states = hidden_states(self.model, x)
         maps = []
         for i in self.layers:
             h = states[i]
@@ -304,8 +305,7 @@ def _count_hidden_states(base: nn.Module) -> int:
     size = getattr(cfg, "image_size", 32)
     size = size if isinstance(size, int) else 32
     with torch.no_grad():
-        return len(base(pixel_values=torch.zeros(1, getattr(cfg, "num_channels", 3), size, size),
-                        output_hidden_states=True).hidden_states)
+        return len(hidden_states(base, torch.zeros(1, getattr(cfg, "num_channels", 3), size, size)))
 
 
 def _feature_dim(net: PatchCoreNet) -> int:

@@ -11,7 +11,7 @@ threshold, and boxes around the regions above it, in original-image pixels.
 The threshold lives in the bundle's ``calibration`` (so it is part of the
 bundle version): ``fit`` sets it from held-out good images at a false-reject
 rate (default 1%); ``recog evaluate`` on data with labelled defects records
-the F1-optimal threshold beside it (``threshold_candidates``), and
+the F1-optimal threshold beside it (``anomaly.threshold_candidates``), and
 :func:`set_threshold` adopts either, or a number. Every request may pass
 ``threshold=`` (score units, as ``score`` and ``threshold`` are reported).
 
@@ -160,7 +160,7 @@ class Anomaly(Task):
         if t is not None and not t > 0:
             raise ConfigError(f"threshold must be > 0, got {threshold!r}.")
         prep = manifest.preprocessing
-        sigma = float((manifest.raw.get("anomaly") or {}).get("sigma", 4.0))
+        sigma = float(manifest.task_record.get("sigma", 4.0))
         raw = np.asarray(raw, dtype=np.float32).reshape(len(raw), -1)
         results = []
         for i, (row, source) in enumerate(zip(raw, sources)):
@@ -251,7 +251,7 @@ def set_threshold(bundle: str | Path, threshold: float | str) -> "BundleManifest
     manifest = read_manifest(bundle)
     require_task(manifest, "anomaly", command="set_threshold")
     calibration = manifest.calibration
-    candidates = dict(manifest.raw.get("threshold_candidates") or {})
+    candidates = dict(manifest.task_record.get("threshold_candidates") or {})
     if "false_reject_rate" not in candidates and calibration.get("rule") == "false_reject_rate":
         candidates["false_reject_rate"] = {k: v for k, v in calibration.items() if k != "method"}
     if isinstance(threshold, str):
@@ -264,4 +264,5 @@ def set_threshold(bundle: str | Path, threshold: float | str) -> "BundleManifest
             raise ConfigError(f"threshold must be > 0, got {threshold!r}.")
         chosen = {"rule": "manual", "threshold": round(float(threshold), 6)}
     new = {"method": "anomaly-threshold", **{k: v for k, v in chosen.items() if k != "method"}}
-    return update_bundle(bundle, updates={"calibration": new, "threshold_candidates": candidates})
+    return update_bundle(bundle, updates={"calibration": new,
+                                          "anomaly": {**manifest.task_record, "threshold_candidates": candidates}})

@@ -313,5 +313,10 @@ def _model_name(bundle: Path) -> str:
 _TARGET_LAYERS: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
 
 
+def hidden_states(model: Any, x: "torch.Tensor") -> tuple:
+    """Every hidden state of a transformers backbone for the batch ``x`` (feature extractors use it)."""
+    return model(pixel_values=x, output_hidden_states=True).hidden_states
+
+
 def _is_transformers(model: Any) -> bool:
     return hasattr(model, "config") and hasattr(model, "save_pretrained")
