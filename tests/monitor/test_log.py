@@ -103,3 +103,41 @@ def test_ring_keeps_the_newest_rows(digits_model, digits_tree, tmp_path, serving
     kept = sqlite3.connect(tmp_path / "ring.db").execute("SELECT id, image FROM predictions ORDER BY seq").fetchall()
     assert [k[0] for k in kept] == ids[-5:]
     assert kept[-1][1] == paths[-1].read_bytes()
+
+
+async def test_dashboard_page_and_data(digits_model, digits_tree, tmp_path, serving):
+    async with serving(digits_model, tmp_path, log_predictions=tmp_path / "ops.db") as (app, client):
+        r = await client.post("/v1/models/digits:predict", files=_digit_files(digits_tree, 4))
+        pid = r.json()["predictions"][0]["prediction_id"]
+        await client.post("/v1/models/digits:feedback",
+                          json={"prediction_id": pid, "label": r.json()["predictions"][0]["label"]})
+        app.state.recog.prediction_log.flush()
+        d = (await client.get("/v1/monitor/digits?minutes=5&buckets=5")).json()
+        assert d["total"] == 4 and sum(b["count"] for b in d["buckets"]) == 4
+        assert sum(sum(b["classes"].values()) for b in d["buckets"]) == 4
+        assert d["feedback"] == {"count": 1, "accuracy": 1.0} and d["log"]["status"] == "ok"
+        page = await client.get("/dashboard")
+        assert page.status_code == 200 and "script-src 'self'" in page.headers["content-security-policy"]
+        assert "/static/dashboard.js" in page.text and "http" not in page.text.split("<body>")[1]
+        assert (await client.get("/static/dashboard.js")).status_code == 200
+        assert (await client.get("/v1/monitor/nope")).status_code == 404
+
+
+def test_drift_gauges_per_model(digits_model, digits_tree, tmp_path):
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    import recog
+    from recog.monitor.log import PredictionLog
+
+    model = recog.load(digits_model)
+    paths = sorted((digits_tree / "test").rglob("*.png"))
+    raw, _, _ = model.outputs_many([str(p) for p in paths])
+    results = model.postprocess(raw)
+    registry = CollectorRegistry()
+    log = PredictionLog(tmp_path / "g.db", drift_every=20, registry=registry)
+    log.record("digits", model.manifest.version, [(p.read_bytes(), p.name) for p in paths], results, raw, 1.0,
+               model.manifest)
+    log.close()
+    assert log.drift["digits"]["images"] == 20 and log.drift["digits"]["status"] in ("ok", "drift")
+    text = generate_latest(registry).decode()
+    assert 'recog_drift_status{model="digits"}' in text and 'recog_ood_rate{model="digits"}' in text

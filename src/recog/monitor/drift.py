@@ -61,15 +61,18 @@ class Logged:
                       [self.ids[i] for i in idx] if self.ids else [])
 
 
-def read_logged(conn: sqlite3.Connection, model: str, *, since: float | None = None) -> Logged:
-    """The model's predictions in the log, with the reference recorded for its newest version.
+def read_logged(conn: sqlite3.Connection, model: str, *, since: float | None = None, last: int | None = None
+                ) -> Logged:
+    """The model's predictions in the log (the ``last`` N only, when given), with the reference
+    recorded for its newest version.
 
     Raises:
         NotFoundError: no prediction of ``model`` (the message lists the models there are).
     """
     rows = conn.execute(
         "SELECT id, ts, width, height, brightness, contrast, blur, label, score, unknown, logits, latency_ms, version "
-        "FROM predictions WHERE model = ? AND ts >= ? ORDER BY seq", (model, since or 0.0)).fetchall()
+        "FROM predictions WHERE model = ? AND ts >= ? ORDER BY seq DESC LIMIT ?",
+        (model, since or 0.0, -1 if last is None else last)).fetchall()[::-1]
     if not rows:
         names = [r[0] for r in conn.execute("SELECT DISTINCT model FROM predictions")]
         raise NotFoundError(f"no logged prediction of model {model!r}.",

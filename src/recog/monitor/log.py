@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import queue
 import sqlite3
@@ -74,6 +75,7 @@ _INSERT = f"INSERT INTO predictions ({', '.join(_COLUMNS)}) VALUES ({', '.join('
 #: logits are stored for models with at most this many classes.
 MAX_LOGITS = 64
 _STOP = object()
+_log = logging.getLogger("recog.monitor")
 
 
 def connect(path: str | Path, *, timeout: float = 5.0) -> sqlite3.Connection:
@@ -115,7 +117,8 @@ class PredictionLog:
     """
 
     def __init__(self, path: str | Path, *, store_images: bool = False, max_rows: int = 1_000_000,
-                 max_mb: float = 1024.0, queue_size: int = 10_000, busy_timeout: float = 0.2) -> None:
+                 max_mb: float = 1024.0, queue_size: int = 10_000, busy_timeout: float = 0.2,
+                 drift_every: int = 500, registry: Any = None) -> None:
         self.path = Path(path)
         self.store_images = store_images
         self.max_rows = max_rows
@@ -129,6 +132,10 @@ class PredictionLog:
         self._reason: str | None = None
         self._pending = 0   # entries queued or being written
         self._registered: set[tuple[str, str]] = set()
+        self.drift_every = drift_every
+        self.drift: dict[str, dict[str, Any]] = {}     # model → last window's verdict (the gauges' values)
+        self._since_drift: dict[str, int] = {}
+        self._gauges = _drift_gauges(registry) if registry is not None else None
         self._thread = threading.Thread(target=self._run, name="recog-prediction-log", daemon=True)
         self._thread.start()
 
@@ -229,6 +236,30 @@ class PredictionLog:
         with self._lock:
             self.written += len(rows)
             self._reason = None
+        for e in entries:
+            self._since_drift[e[2]] = self._since_drift.get(e[2], 0) + len(e[0])
+        for model, n in list(self._since_drift.items()):
+            if n >= self.drift_every:
+                self._since_drift[model] = 0
+                try:
+                    self._check_drift(model)
+                except (sqlite3.Error, ValueError, np.linalg.LinAlgError) as exc:  # the log keeps writing
+                    _log.warning("drift check of %s failed: %s", model, exc)
+                    self.drift[model] = {"status": "error", "reason": str(exc), "time": time.time()}
+
+    def _check_drift(self, model: str) -> None:
+        """Drift tests on the model's last ``drift_every`` predictions; sets the Prometheus gauges."""
+        from recog.monitor.drift import read_logged, verdict, window_tests
+
+        w = read_logged(self._conn, model, last=self.drift_every)
+        status, p = verdict(window_tests(w, w.reference, resamples=200))
+        ood = float((w.unknown == 1).mean()) if (w.unknown >= 0).any() else None
+        self.drift[model] = {"status": status, "p_value": p, "ood_rate": ood, "images": len(w), "time": time.time()}
+        if self._gauges is not None:
+            status_g, p_g, ood_g = self._gauges
+            status_g.labels(model).set({"ok": 0, "drift": 1}.get(status, -1))
+            p_g.labels(model).set(float("nan") if p is None else p)
+            ood_g.labels(model).set(float("nan") if ood is None else ood)
 
     def _register(self, entries: list[tuple]) -> None:
         from recog.monitor.reference import reference_of
@@ -257,12 +288,23 @@ class PredictionLog:
                     conn.execute("DELETE FROM predictions WHERE seq <= ?", (first + max(1, (last - first) // 10),))
 
 
-def open_log(settings: Any) -> PredictionLog | None:
-    """The service's log for its settings (``log_predictions`` unset: None)."""
+def _drift_gauges(registry: Any) -> tuple[Any, Any, Any]:
+    from prometheus_client import Gauge
+
+    return (Gauge("recog_drift_status", "Drift verdict of the model's last logged window: 0 ok, 1 drift, -1 unknown.",
+                  ["model"], registry=registry),
+            Gauge("recog_drift_p_value", "Smallest Bonferroni-corrected p-value of the drift tests, last window.",
+                  ["model"], registry=registry),
+            Gauge("recog_ood_rate", "Share of the last window's predictions flagged unknown.", ["model"],
+                  registry=registry))
+
+
+def open_log(settings: Any, registry: Any = None) -> PredictionLog | None:
+    """The service's log for its settings (``log_predictions`` unset: None); drift gauges go to ``registry``."""
     path = getattr(settings, "log_predictions", None)
     if path is None:
         return None
-    return PredictionLog(path, store_images=settings.log_images, max_rows=settings.log_max_rows)
+    return PredictionLog(path, store_images=settings.log_images, max_rows=settings.log_max_rows, registry=registry)
 
 
 def logged(log: PredictionLog | None, model: str, manifest: Any, uploads: Sequence[Any], results: Sequence[Any],

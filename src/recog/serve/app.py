@@ -100,7 +100,7 @@ def create_app(settings: Settings):
             await state.decoder.start()
             state.faces = await asyncio.to_thread(faces.open_faces, settings, state.executor, state.decoder)
             await state.pool.load_all()
-            state.prediction_log = open_log(settings)
+            state.prediction_log = open_log(settings, metrics.registry)
             state.ready = True
             log.info("ready: %d model(s) %s", len(state.pool.models), ", ".join(state.pool.models))
             yield

@@ -1,5 +1,8 @@
 """Operations of served models: ``/health`` (models and prediction log), feedback, the dashboard.
 
+``GET /dashboard`` is a plain HTML/JS page from the package (no CDN) that polls
+``GET /v1/monitor/{name}`` (figures from the prediction log: :mod:`recog.monitor.dashboard`).
+
 ``GET /health`` answers 200 whenever the process serves: ``status`` is ``degraded`` when the
 prediction log cannot be written (predictions keep being served; see :mod:`recog.monitor.log`).
 ``POST /v1/models/{name}:feedback`` attaches the true label to a logged prediction
@@ -10,14 +13,17 @@ prediction log cannot be written (predictions keep being served; see :mod:`recog
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from recog.errors import NotFoundError
 from recog.serve.deps import require_key, state_of
 from recog.serve.problems import problem_responses
+from recog.serve.routers.web import PAGE_CSP, static_dir
 
 router = APIRouter(tags=["monitoring"])
 
@@ -50,3 +56,41 @@ async def feedback(body: Feedback, request: Request,
                             hint="start it with `recog serve ... --log-predictions ops.db`")
     await asyncio.to_thread(st.prediction_log.flush, 2.0)  # a prediction answered a moment ago is written
     return await asyncio.to_thread(add_feedback, st.prediction_log.path, body.prediction_id, body.label, model=name)
+
+
+@router.get("/v1/monitor/{name}", summary="Dashboard figures of a model from the prediction log",
+            dependencies=[Depends(require_key)], responses=problem_responses(401, 404))
+async def monitor_data(request: Request, name: str = Path(..., description="served model name"),
+                       minutes: float = Query(60.0, gt=0, le=60 * 24 * 31, description="time span shown"),
+                       buckets: int = Query(30, ge=1, le=500)) -> dict[str, Any]:
+    """Requests per minute, latency p50/p95, predicted classes and OOD rate per time bucket; feedback
+    accuracy; the last drift verdict (computed by the log every 500 predictions); the log's status."""
+    from recog.monitor.dashboard import dashboard_data
+    from recog.monitor.log import connect
+
+    st = state_of(request)
+    st.pool.get(name)
+    log = st.prediction_log
+    if log is None:
+        raise NotFoundError("the dashboard reads the prediction log, and this service does not log predictions.",
+                            hint="start it with `recog serve ... --log-predictions ops.db`")
+
+    def read() -> dict[str, Any]:
+        conn = connect(log.path)
+        try:
+            return dashboard_data(conn, name, minutes=minutes, buckets=buckets)
+        finally:
+            conn.close()
+
+    try:
+        data = await asyncio.to_thread(read)
+    except sqlite3.Error as exc:  # a locked or corrupt log: the page says so instead of failing
+        data = {"model": name, "minutes": minutes, "total": 0, "buckets": [], "feedback": {"count": 0, "accuracy": None},
+                "error": f"{type(exc).__name__}: {exc}"}
+    return {**data, "drift": log.drift.get(name), "log": log.status.to_dict()}
+
+
+@router.get("/dashboard", include_in_schema=False)
+async def dashboard() -> FileResponse:
+    return FileResponse(str(static_dir() / "dashboard.html"), media_type="text/html",
+                        headers={"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-cache"})

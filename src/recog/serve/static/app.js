@@ -79,6 +79,17 @@ function renderResults(prediction) {
     li.append(row, track);
     list.appendChild(li);
   }
+  if (prediction.ood) {  // out-of-distribution verdict (recog.monitor.ood)
+    const o = prediction.ood;
+    const li = document.createElement("li");
+    li.className = o.unknown ? "ood unknown" : "ood";
+    li.textContent = o.unknown === null
+      ? `OOD score ${o.score.toFixed(3)} (uncalibrated: ${o.method})`
+      : o.unknown
+        ? `Unknown input: stranger than ${(100 * o.score).toFixed(1)}% of validation images — the labels above are unreliable`
+        : `In distribution (OOD score ${o.score.toFixed(3)}, threshold ${o.threshold})`;
+    list.appendChild(li);
+  }
 }
 
 async function classify(file) {
