@@ -55,7 +55,8 @@ def register(app: typer.Typer) -> None:
         server: Optional[str] = typer.Option(None, "--server", help="Send images to a running `recog serve` at this URL."),
         model_name: Optional[str] = typer.Option(None, "--model", help="Model name on the server (with --server)."),
         api_key: Optional[str] = typer.Option(None, "--api-key", envvar="RECOG_API_KEY", help="API key for --server."),
-        draw: Optional[str] = typer.Option(None, "--draw", help="Anomaly models: write a heatmap + defect-box overlay PNG (a folder for several images)."),
+        draw: Optional[str] = typer.Option(None, "--draw", help="Anomaly models: write a heatmap + defect-box overlay PNG; detect models: the image with its boxes (a folder for several images)."),
+        min_score: Optional[float] = typer.Option(None, "--min-score", min=0.0, max=1.0, help="Detect models: lowest box score kept. [default: 0.3]"),
     ) -> None:
         """Predict: labels (classify) or the task's results. Exits 1 when any input failed, listing them on stderr."""
         from recog.cli.inputs import expand_inputs
@@ -82,19 +83,25 @@ def register(app: typer.Typer) -> None:
             else:
                 import recog
 
+                from recog.tasks import require_task
+
                 model = recog.load(bundle, backend=backend)
                 if draw is not None:
-                    from recog.tasks import require_task
-
-                    require_task(model.manifest, "anomaly", command="recog predict --draw")
+                    require_task(model.manifest, "anomaly", "detect", command="recog predict --draw")
+                options = {} if min_score is None else {"min_score": min_score}
+                if options:
+                    require_task(model.manifest, "detect", command="recog predict --min-score")
                 with bar(f"predicting ({model.backend.name})", len(paths)) as advance:
-                    results = model.predict_many(paths, top_k=top_k, batch_size=batch_size, progress=advance)
+                    results = model.predict_many(paths, top_k=top_k, batch_size=batch_size, progress=advance,
+                                                 **options)
                 if draw is not None:
                     from recog.anomaly.draw import draw_result, overlay_paths
+                    from recog.detect.draw import draw_detections
 
+                    drawer = draw_detections if model.manifest.task == "detect" else draw_result
                     for path, result, target in zip(paths, results, overlay_paths(paths, draw)):
                         if not isinstance(result, PredictionFailure):
-                            console.print(f"overlay: {draw_result(path, result, target)}")
+                            console.print(f"overlay: {drawer(path, result, target)}")
         results += [PredictionFailure(item, "not_found", reason) for item, reason in missing]
         _emit(results, fmt, top_k)
         failures = [r for r in results if isinstance(r, PredictionFailure)]

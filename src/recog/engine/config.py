@@ -111,6 +111,10 @@ def load_config(values: dict[str, Any]) -> TrainConfig:
                               hint=did_you_mean(key, known, n=2) or f"known options: {', '.join(sorted(known))}")
     if "data" not in values or not values["data"]:
         raise ConfigError("training needs a dataset (data: DIR or CSV).")
+    if values.get("task"):  # the task's own defaults (a detector: epochs, batch size...), under the user's values
+        from recog.tasks import get_task
+
+        values = {**get_task(values["task"]).defaults, **values}
     try:
         return TrainConfig(**values)
     except TypeError as exc:

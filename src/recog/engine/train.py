@@ -50,9 +50,10 @@ class _Data:
 
 def _open_dataset(config: TrainConfig, task) -> tuple[Any, dict[str, Any]]:
     ds = task.open_dataset(config.data)
-    if len(ds.labels) < 2:
-        raise DatasetError(f"{config.data}: found one class ({ds.labels[0]!r}); training a classifier needs "
-                           "at least 2.", hint="add one sub-folder (or manifest label) per class")
+    if len(ds.labels) < task.min_labels:
+        raise DatasetError(f"{config.data}: found {len(ds.labels)} class(es) ({', '.join(map(repr, ds.labels))}); "
+                           f"training for {task.name} needs at least {task.min_labels}.",
+                           hint="add one sub-folder (or manifest label) per class")
     if not ds.has_splits or not ds.split("val"):
         ds = ds.with_splits(val=config.val_split, test=config.test_split, seed=config.seed)
     if not ds.split("train"):

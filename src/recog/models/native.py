@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 #: architecture name → "module:builder"; the builder takes the config's keyword arguments.
 ARCHITECTURES = {"efficientnet-lite": "recog.models.efficientnet_lite:build_efficientnet_lite",
                  "patchcore": "recog.anomaly.network:build_patchcore",
-                 "hog-linear": "recog.features.hog_net:build_hog_linear"}
+                 "hog-linear": "recog.features.hog_net:build_hog_linear",
+                 "fcos-lite": "recog.detect.network:build_fcos"}
 CONFIG_KEY = "recog_architecture"
 
 

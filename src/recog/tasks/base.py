@@ -96,6 +96,10 @@ class Task(ABC):
     #: False for tasks fitted without gradient steps (a memory bank, a classical detector): they
     #: implement :meth:`fit` and the trainer is not used.
     trains_by_gradient: ClassVar[bool] = True
+    #: fewest classes a training set may have (a detector of one kind of object is common).
+    min_labels: ClassVar[int] = 2
+    #: training options whose default differs for this task (applied by ``load_config`` under the user's).
+    defaults: ClassVar[dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ model
     @abstractmethod
@@ -206,7 +210,8 @@ def evaluation_outputs(predictor: Any, paths: Sequence[Any], data: Any, *, batch
 
 _TASKS: dict[str, type[Task]] = {}
 #: tasks registered on first use, so that looking one up imports only its module.
-_BUILTIN = {"classify": "recog.tasks.classify", "embed": "recog.tasks.embed", "anomaly": "recog.tasks.anomaly", "hog-svm": "recog.features.hog_svm"}
+_BUILTIN = {"classify": "recog.tasks.classify", "embed": "recog.tasks.embed", "anomaly": "recog.tasks.anomaly", "hog-svm": "recog.features.hog_svm",
+            "detect": "recog.tasks.detect"}
 
 
 def register_task(cls: type[Task]) -> type[Task]:

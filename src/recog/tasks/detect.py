@@ -1,0 +1,230 @@
+"""Object detection (the ``detect`` task): where, as well as what.
+
+The network is :class:`recog.detect.network.FCOSLite` (FCOS on a pretrained
+EfficientNet-Lite; the choice is argued there); its raw output, the one
+array every backend moves, is ``(N, A, 4 + C)``: a decoded box in
+model-input pixels and ``C`` class scores per location.
+:meth:`Detect.postprocess` keeps scores above ``min_score``, runs per-class
+NMS and scales boxes to the original image (:mod:`recog.detect.postprocess`)
+into :class:`~recog.detect.result.Detections`.
+
+Data: any box format :func:`recog.detect.formats.load_boxes` reads (VOC,
+COCO, YOLO, CSV); images are resized by ``stretch`` to a square input
+(:data:`recog.detect.network.DEFAULT_IMAGE_SIZE`), boxes with them.
+Training: the engine's trainer with the loss of :mod:`recog.detect.loss`,
+box-moving augmentation (:mod:`recog.detect.augment`), and validation mAP@0.5
+(pycocotools) picking the best checkpoint. Defaults that differ from
+classification are in :attr:`Detect.defaults` (README: how they were chosen).
+
+Original image sizes come from each source's header (EXIF rotation applied)
+or ``image_sizes=[(w, h), ...]`` (the service passes them for uploads); for
+arrays without either, boxes stay in model-input pixels and ``image_size``
+says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import numpy as np
+
+from recog.detect.result import Detections
+from recog.errors import ConfigError
+from recog.tasks.base import EvaluationResult, Task, register_task
+
+if TYPE_CHECKING:
+    import torch
+
+    from recog.models.bundle import BundleManifest
+
+#: backbone names accepted by --model for the default detector (and their EfficientNet-Lite variant).
+BACKBONES = {"efficientnet-lite0": "lite0", "efficientnet-lite1": "lite1", "efficientnet-lite2": "lite2",
+             "fcos-lite0": "lite0", "fcos-lite1": "lite1", "fcos-lite2": "lite2"}
+
+
+@register_task
+class Detect(Task):
+    """Object detection: ``(N, A, 4 + C)`` → :class:`Detections` per image."""
+
+    name = "detect"
+    result = Detections
+    output = "detections"
+    monitor = "map50"
+    min_labels = 1
+    #: training defaults where detection differs from classification (flags and --config override them).
+    defaults = {"epochs": 16, "batch_size": 8, "lr": 1e-3, "warmup_epochs": 1.0, "grad_clip": 10.0,
+                "label_smoothing": 0.0}
+
+    # ------------------------------------------------------------------ model
+    def build(self, source: str, labels: Sequence[str], *, weights: str | None = None,
+              image_size: int | None = None):
+        """FCOS on EfficientNet-Lite ``source`` (``efficientnet-lite0`` by default), or a detect bundle to go on from."""
+        from recog.detect.network import DEFAULT_IMAGE_SIZE, FCOSLite
+        from recog.models.efficientnet_lite import IMAGENET_PREPROCESSING
+        from recog.models.registry import CreatedModel
+        from recog.types import Preprocessing
+
+        if (Path(source) / "recog.json").is_file():
+            return _from_bundle(source, labels)
+        if source not in BACKBONES:
+            raise ConfigError(f"--model {source!r} is not a detector backbone; the detect task trains FCOS on "
+                              f"{', '.join(k for k in BACKBONES if k.startswith('efficientnet'))}.",
+                              hint="omit --model (efficientnet-lite0), or pass a detect bundle to continue from")
+        variant = BACKBONES[source]
+        model = FCOSLite(variant, num_classes=len(labels))
+        loaded = "none"
+        if weights in (None, "pretrained"):
+            model.load_pretrained()
+            loaded = "imagenet (efficientnet-lite package)"
+        elif weights != "none":
+            raise ConfigError(f"--weights for the detector is pretrained or none, got {weights!r}.")
+        size = image_size or DEFAULT_IMAGE_SIZE
+        base = IMAGENET_PREPROCESSING[variant]
+        prep = Preprocessing(size=(size, size), resize="stretch", crop_pct=1.0, mean=base["mean"], std=base["std"])
+        return CreatedModel(model, prep, source, loaded)
+
+    def forward(self, model: "torch.nn.Module", x: "torch.Tensor") -> "torch.Tensor":
+        return model(x)
+
+    def head(self, model: "torch.nn.Module") -> "torch.nn.Module":
+        """The feature pyramid and FCOS head (new; the rest is the pretrained backbone)."""
+        return model.head
+
+    # ------------------------------------------------------------------ training
+    def open_dataset(self, path: Any) -> Any:
+        from recog.detect.formats import load_boxes
+
+        return load_boxes(path)
+
+    def decode_split(self, samples: Sequence[Any], labels: Sequence[str], prep: Any, *, strict: bool, threads: int,
+                     cache_gb: float, progress: Any = None) -> Any:
+        from recog.detect.data import load_box_split
+
+        return load_box_split(samples, labels, prep, strict=strict, threads=threads, progress=progress)
+
+    def setup_training(self, config: Any, labels: Sequence[str], targets: np.ndarray, prep: Any,
+                       device: str) -> None:
+        import torch
+
+        from recog.detect.augment import BoxAugmenter
+
+        self.labels = list(labels)
+        self.input_size = (prep.size[1], prep.size[0])
+        self.augment = BoxAugmenter(config.augment, hflip=config.hflip)
+        self.mean = torch.tensor(prep.mean, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(prep.std, device=device).view(1, 3, 1, 1)
+
+    def inputs(self, images: "torch.Tensor", targets: Any, *, train: bool = True):
+        import torch
+
+        targets = torch.as_tensor(targets, device=images.device, dtype=torch.float32)
+        if train:
+            images, targets = self.augment(images, targets)
+        return (images - self.mean) / self.std, targets
+
+    def loss(self, model: "torch.nn.Module", x: "torch.Tensor", target: "torch.Tensor") -> dict[str, "torch.Tensor"]:
+        from recog.detect.loss import fcos_loss
+        from recog.detect.network import pack
+
+        raw = model.raw(x)
+        out = fcos_loss(raw, target)
+        out["output"] = pack({k: v.detach() for k, v in raw.items()})
+        return out
+
+    def metric(self, *, keep_outputs: bool = False):
+        from recog.detect.metrics import DetectionMetric
+
+        return DetectionMetric(getattr(self, "labels", []), getattr(self, "input_size", (1, 1)),
+                               keep_outputs=keep_outputs)
+
+    def evaluate(self, predictor: Any, data: Any, *, split: str | None, out: Path, batch_size: int,
+                 progress_factory: Callable[[str, int], Any] | None, **_: Any) -> EvaluationResult:
+        """mAP@0.5, mAP@0.5:0.95, per-class AP, PR curves, confusion matrix, worst images: ``report.html``."""
+        from recog.detect.evaluate import evaluate_detector
+
+        return evaluate_detector(predictor, data, Path(out), split=split, batch_size=batch_size,
+                                 progress_factory=progress_factory)
+
+    # ------------------------------------------------------------------ inference
+    def postprocess(self, raw: np.ndarray, manifest: "BundleManifest", *, sources: Sequence[str | None],
+                    min_score: float | None = None, iou: float | None = None, max_detections: int | None = None,
+                    image_sizes: Sequence[tuple[int, int] | None] | None = None, **options: Any) -> list[Detections]:
+        """Raw ``(N, A, 4 + C)`` → one :class:`Detections` per image.
+
+        Args:
+            min_score: lowest score kept (default 0.3); iou: NMS overlap (0.6); max_detections: per image (100).
+            image_sizes: ``(width, height)`` of each original image; default: each source's header.
+        """
+        from recog.detect.postprocess import (DEFAULT_IOU, DEFAULT_MAX_DETECTIONS, DEFAULT_MIN_SCORE,
+                                              decode_detections)
+
+        h, w = manifest.preprocessing.size
+        sizes = [image_sizes[i] if image_sizes is not None and image_sizes[i] is not None else source_size(s)
+                 for i, s in enumerate(sources)]
+        try:
+            return decode_detections(np.asarray(raw), manifest.labels, (w, h), sizes, sources,
+                                     min_score=DEFAULT_MIN_SCORE if min_score is None else float(min_score),
+                                     iou=DEFAULT_IOU if iou is None else float(iou),
+                                     max_detections=DEFAULT_MAX_DETECTIONS if max_detections is None
+                                     else int(max_detections))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+    # ------------------------------------------------------------------ export
+    def parity(self, reference: np.ndarray, candidate: np.ndarray, y: np.ndarray | None) -> dict[str, Any]:
+        """``images``, ``max_abs_score_diff``, ``max_abs_box_diff`` (input pixels) and, with ground truth
+        ``y`` (padded ``(N, M, 5)``), ``map50_reference``, ``map50`` and ``map50_drop_points``."""
+        from recog.detect.metrics import DetectionMetric
+
+        ref, cand = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
+        out: dict[str, Any] = {"images": int(len(ref)),
+                               "max_abs_score_diff": float(np.abs(ref[..., 4:] - cand[..., 4:]).max()) if ref.size else 0.0,
+                               "max_abs_box_diff": float(np.abs(ref[..., :4] - cand[..., :4]).max()) if ref.size else 0.0}
+        if y is not None and len(ref):
+            labels = [str(i) for i in range(ref.shape[-1] - 4)]
+            size = int(round(np.abs(ref[..., :4]).max())) or 1
+            figures = []
+            for raw in (ref, cand):
+                metric = DetectionMetric(labels, (size, size), keep_outputs=True)
+                metric.update(raw.astype(np.float32), y)
+                figures.append(metric.compute()["map50"])
+            out.update(map50_reference=round(figures[0], 6), map50=round(figures[1], 6),
+                       map50_drop_points=round(100.0 * (figures[0] - figures[1]), 4))
+        return out
+
+    def judge(self, parity: dict[str, Any], *, max_drop: float, atol_rel: float | None) -> str | None:
+        """Refuse an mAP@0.5 drop above ``max_drop`` points; fp32 (``atol_rel``) must also match scores."""
+        if "map50_drop_points" in parity and parity["map50_drop_points"] > max_drop:
+            return (f"mAP@0.5 drops {parity['map50_drop_points']:.2f} points ({100 * parity['map50_reference']:.2f} → "
+                    f"{100 * parity['map50']:.2f}) on {parity['images']} images, more than --max-drop {max_drop:g}")
+        if "map50_drop_points" not in parity and parity["max_abs_score_diff"] > max(max_drop / 100.0, 1e-3):
+            return (f"class scores differ by up to {parity['max_abs_score_diff']:.3g} on {parity['images']} unlabelled "
+                    f"images (more than {max_drop / 100:.3g}); give labelled validation boxes to judge by mAP")
+        if atol_rel is not None and parity["max_abs_score_diff"] > atol_rel:
+            return f"class scores differ by up to {parity['max_abs_score_diff']:.3g}, above {atol_rel:g}"
+        return None
+
+
+def source_size(source: str | None) -> tuple[int, int] | None:
+    """(width, height) of an image file after EXIF rotation, None without a readable path."""
+    if source is None or not Path(source).is_file():
+        return None
+    from recog.detect.formats import image_frame
+
+    return image_frame(Path(source))
+
+
+def _from_bundle(source: str, labels: Sequence[str]):
+    from recog.models.bundle import read_manifest
+    from recog.models.registry import CreatedModel
+    from recog.tasks.base import require_task
+
+    manifest = read_manifest(source)
+    require_task(manifest, "detect", command="recog train --task detect --model BUNDLE")
+    if list(manifest.labels) != list(labels):
+        raise ConfigError(f"{source} detects {', '.join(manifest.labels)}; the data has {', '.join(labels)}.",
+                          hint="train from efficientnet-lite0 for a new label set")
+    from recog.models.bundle import load_network
+
+    return CreatedModel(load_network(manifest).train(), manifest.preprocessing, str(source), "bundle")
