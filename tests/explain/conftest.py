@@ -18,7 +18,7 @@ LABELS = ["green", "red"]
 COLOURS = {"red": (255, 40, 40), "green": (40, 255, 40)}
 #: original image size (width, height): not the model's, so the test crosses the resize mapping
 ORIGINAL = (128, 96)
-INPUT = 48
+INPUT = 96  # resnet-micro's last stage is 1/8 of it: 12 x 12 cells, finer than the 20 px square
 SQUARE = 20  # pixels of the original image
 
 
@@ -51,10 +51,9 @@ def make_set(n: int, seed: int) -> Synthetic:
     return Synthetic(images, np.array(labels), boxes)
 
 
-def train_pointing_model(seconds_cap: float = 20.0, seed: int = 0, n: int = 256):
-    """A resnet-micro (64 px, stretch) trained on :func:`make_set`; returns (model, preprocessing, train accuracy)."""
-    import time
-
+def train_pointing_model(seed: int = 0, n: int = 256, max_epochs: int = 40):
+    """A resnet-micro (96 px, stretch) trained on :func:`make_set` until 97 % train accuracy (at most
+    ``max_epochs``); returns (model, preprocessing, train accuracy)."""
     import torch
 
     from recog.data.transforms import preprocess
@@ -70,9 +69,8 @@ def train_pointing_model(seconds_cap: float = 20.0, seed: int = 0, n: int = 256)
     x = torch.from_numpy(np.stack([preprocess(im, prep) for im in train.images]))
     y = torch.from_numpy(train.labels)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    start = time.monotonic()
     model.train()
-    for epoch in range(40):
+    for epoch in range(max_epochs):
         perm = torch.randperm(len(x))
         for i in range(0, len(x), 32):
             idx = perm[i:i + 32]
@@ -84,7 +82,7 @@ def train_pointing_model(seconds_cap: float = 20.0, seed: int = 0, n: int = 256)
         with torch.no_grad():
             acc = float((task.forward(model, x).argmax(1) == y).float().mean())
         model.train()
-        if acc >= 0.97 or time.monotonic() - start > seconds_cap:
+        if acc >= 0.97:
             break
     return model.eval(), prep, acc
 

@@ -10,8 +10,9 @@ import pytest
 from recog.errors import ConfigError
 
 #: Grad-CAM peak inside the square (± this many original pixels) on the synthetic test set.
-#: Measured 0.70 on 40 images with this recipe (resnet-micro, 64 px); 0.55 is the floor asserted.
-MIN_HIT_RATE = 0.55
+#: Measured 1.00 (40/40) with this recipe (resnet-micro at 96 px; 0.72 at 48 px, where a cell of
+#: the last stage is wider than the square); 0.8 (the issue's aim) is the floor asserted.
+MIN_HIT_RATE = 0.8
 #: Mean Spearman rank correlation between Grad-CAM maps of the trained model and of the same
 #: architecture re-initialised at random. Measured about 0.1 (see the report); a map that ignores
 #: the weights (an edge detector) would stay near 1.
