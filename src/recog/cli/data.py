@@ -17,7 +17,14 @@ def info_cmd(
     check: bool = typer.Option(True, "--check/--no-check", help="Decode every image and list unreadable ones."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
-    """Counts per class and split; warns on imbalance; lists unreadable files."""
+    """Counts per class and split; warns on imbalance; lists unreadable files. A box data set (VOC, COCO,
+    YOLO, CSV of boxes): images and boxes per class, box sizes, annotation issues."""
+    from recog.detect.formats import looks_like_boxes
+
+    if looks_like_boxes(data):
+        from recog.cli.boxes import box_info
+
+        return box_info(data, check=check, as_json=as_json)
     import json
 
     from rich.console import Console

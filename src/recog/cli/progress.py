@@ -46,12 +46,15 @@ class RichReporter(Reporter):
 
     def step(self, loss: float, acc: float, images_per_s: float) -> None:
         self.progress.update(self.task, advance=1,
-                             stats=f"loss {loss:.4f} acc {acc:.3f} {images_per_s:,.0f} img/s")
+                             stats=f"loss {loss:.4f}{f' acc {acc:.3f}' if acc == acc else ''} {images_per_s:,.1f} img/s")
 
     def epoch_end(self, row: dict[str, float], improved: bool) -> None:
-        val = "" if row["val_acc"] != row["val_acc"] else f" | val loss {row['val_loss']:.4f} acc {row['val_acc']:.4f}"
-        self.progress.update(self.task, stats=(f"loss {row['train_loss']:.4f} acc {row['train_acc']:.3f} "
-                                               f"{row['images_per_s']:,.0f} img/s{val}{' *best' if improved else ''}"))
+        # other tasks report other figures (a detector: val_map50, no accuracy)
+        figures = " ".join(f"{k[4:]} {v:.4f}" for k, v in row.items() if k.startswith("val_") and v == v)
+        val = f" | val {figures}" if figures else ""
+        acc = f" acc {row['train_acc']:.3f}" if "train_acc" in row else ""
+        self.progress.update(self.task, stats=(f"loss {row['train_loss']:.4f}{acc} "
+                                               f"{row['images_per_s']:,.1f} img/s{val}{' *best' if improved else ''}"))
 
     def message(self, text: str) -> None:
         self.progress.console.print(text)

@@ -100,12 +100,15 @@ class _Checker:
         return np.asarray(keep_boxes, np.float32).reshape(-1, 4), tuple(keep_names)
 
 
-def image_frame(path: Path) -> tuple[int, int] | None:
-    """(width, height) after EXIF rotation, from the header; None when it cannot be read."""
+def image_frame(source: Path | bytes) -> tuple[int, int] | None:
+    """(width, height) of an image file or encoded bytes after EXIF rotation, from the header; None when
+    it cannot be read."""
+    import io
+
     from PIL import Image
 
     try:
-        with Image.open(path) as img:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
             w, h = img.size
             orientation = img.getexif().get(0x0112, 1)
     except (OSError, SyntaxError, ValueError):

@@ -53,7 +53,7 @@ class Detect(Task):
     monitor = "map50"
     min_labels = 1
     #: training defaults where detection differs from classification (flags and --config override them).
-    defaults = {"epochs": 16, "batch_size": 8, "lr": 1e-3, "warmup_epochs": 1.0, "grad_clip": 10.0,
+    defaults = {"epochs": 12, "batch_size": 8, "lr": 1e-3, "warmup_epochs": 1.0, "grad_clip": 10.0,
                 "label_smoothing": 0.0}
 
     # ------------------------------------------------------------------ model

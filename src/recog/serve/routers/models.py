@@ -74,13 +74,24 @@ async def _run_model(request: Request, name: str, deadline: Deadline, head: str)
 @router.post("/models/{name}:predict", summary="Classify one or several images",
              openapi_extra={"requestBody": IMAGES_BODY})
 async def predict(request: Request, name: str = ModelName, deadline: Deadline = Depends(request_deadline),
-                  top_k: int | None = Query(None, ge=1, le=1000, description="labels per image (default 5)")
+                  top_k: int | None = Query(None, ge=1, le=1000, description="labels per image (default 5)"),
+                  min_score: float | None = Query(None, ge=0, le=1, description="detect models: lowest box score "
+                                                                                "kept (default 0.3)")
                   ) -> JSONResponse:
+    """Classify models answer labels; detect models boxes in pixels of each uploaded image (``boxes``,
+    ``scores``, ``class_ids``, ``labels``, ``counts``); anomaly models a verdict and defect regions."""
+    from recog.detect.formats import image_frame
+
     started = time.perf_counter()
     served, model, uploads, rows, body_top_k = await _run_model(request, name, deadline, "predict")
     k = top_k or body_top_k or 5
     raw = np.stack(rows)
-    results = model.postprocess(raw, top_k=k, sources=[u.name for u in uploads])
+    options: dict[str, Any] = {"image_sizes": [image_frame(u.data) for u in uploads]}
+    if min_score is not None:
+        if model.manifest.task != "detect":
+            raise BadRequestError(f"min_score applies to detect models; {name!r} is a {model.manifest.task!r} model.")
+        options["min_score"] = min_score
+    results = model.postprocess(raw, top_k=k, sources=[u.name for u in uploads], **options)
     return JSONResponse({"model": name, "version": served.version,
                          "predictions": logged(state_of(request).prediction_log, name, model.manifest, uploads,
                                                results, raw, started)})

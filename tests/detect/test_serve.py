@@ -1,0 +1,50 @@
+"""The service answers boxes for a detect bundle: same JSON fields as the CLI and Python."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+@pytest.fixture
+def client(tiny_detector, tiny_bundle, tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from recog.serve import create_app, load_settings
+
+    monkeypatch.setenv("RECOG_FACES_DB", str(tmp_path / "faces.db"))
+    app = create_app(load_settings(models={"shapes": str(tiny_detector), "tiny": str(tiny_bundle)}, env={}))
+    with TestClient(app, base_url="http://127.0.0.1:8000") as c:
+        yield c
+
+
+def _png(path) -> bytes:
+    return path.read_bytes()
+
+
+def test_predict_returns_boxes_in_upload_pixels(client, shapes_voc, tiny_detector):
+    import recog
+
+    image = sorted((shapes_voc / "JPEGImages").glob("*.png"))[1]
+    r = client.post("/v1/models/shapes:predict?min_score=0.05", files={"image": (image.name, _png(image), "image/png")})
+    assert r.status_code == 200, r.text
+    pred = r.json()["predictions"][0]
+    local = recog.load(tiny_detector).predict(image, min_score=0.05).to_dict()
+    assert set(pred) >= {"boxes", "scores", "class_ids", "labels", "counts", "image_size"}
+    assert pred["image_size"] == [96, 72] and pred["labels"] == local["labels"]
+    np.testing.assert_allclose(pred["boxes"], local["boxes"], atol=0.2)
+    # a bigger copy of the same photo: boxes scale with it
+    big = io.BytesIO()
+    Image.open(image).resize((192, 144)).save(big, format="PNG")
+    r2 = client.post("/v1/models/shapes:predict?min_score=0.05", content=big.getvalue(),
+                     headers={"content-type": "image/png"})
+    assert r2.json()["predictions"][0]["image_size"] == [192, 144]
+
+
+def test_min_score_on_a_classifier_names_the_task(client, shapes_voc):
+    image = sorted((shapes_voc / "JPEGImages").glob("*.png"))[0]
+    r = client.post("/v1/models/tiny:predict?min_score=0.5", content=_png(image), headers={"content-type": "image/png"})
+    assert r.status_code == 400 and "'classify' model" in r.json()["detail"]
