@@ -1,8 +1,8 @@
 """Box data sets on the command line: ``recog data info`` for a box folder, ``recog data convert``.
 
-``recog data info`` routes here when the path holds box annotations
-(:func:`recog.detect.formats.looks_like_boxes`); ``convert`` is added to the
-``data`` group by :func:`register`.
+``recog data info`` (:mod:`recog.cli.data`) routes here when the path holds box
+annotations (:func:`recog.detect.formats.looks_like_boxes`); ``convert`` is added
+to the ``data`` group by :func:`register`.
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ def box_info(data: str, *, check: bool, as_json: bool) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    from recog.cli.data import data_app
+    """Add ``convert`` to the ``data`` group (registered before this module by :data:`recog.cli.main.COMMAND_MODULES`)."""
+    data_app = next(g.typer_instance for g in app.registered_groups if g.name == "data")
 
     @data_app.command("convert")
     def convert_cmd(
