@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from recog import errors
-from recog.types import Classification, Embedding, Label, PredictionFailure
+from recog.types import Classification, Embedding, Label, OutOfDistribution, PredictionFailure
 
 
 def _error_classes() -> dict[str, type[errors.RecogError]]:
@@ -49,7 +49,9 @@ def error_from_problem(status: int, body: Any) -> errors.RecogError:
 def classification_from_dict(d: dict[str, Any]) -> Classification:
     """Inverse of :meth:`Classification.to_dict`."""
     top = tuple(Label(t["label"], int(t["index"]), float(t["score"])) for t in d["top"])
-    return Classification(top=top, source=d.get("source"))
+    ood = d.get("ood")
+    return Classification(top=top, source=d.get("source"),
+                          ood=OutOfDistribution(ood["score"], ood["unknown"], ood["threshold"], ood["method"]) if ood else None)
 
 
 def embedding_from_dict(d: dict[str, Any]) -> Embedding:
@@ -149,7 +151,7 @@ class Client:
                              files={"image": (filename, data, "application/octet-stream")})
         result = classification_from_dict(body["predictions"][0])
         if not isinstance(image, (bytes, bytearray, memoryview)):
-            result = Classification(top=result.top, source=str(image))
+            result = Classification(top=result.top, source=str(image), ood=result.ood)
         return result
 
     def embed(self, image: str | os.PathLike | bytes, *, model: str | None = None) -> Embedding:

@@ -63,3 +63,22 @@ def test_calibrated_score_flags_the_stated_share_of_new_in_distribution_data():
     assert np.mean(scores > threshold) == pytest.approx(0.05, abs=0.015)
     far, _ = ood_scores(rng.normal(scale=4, size=(500, 4)) + 30, Manifest())[:2]
     assert np.mean(far > threshold) > 0.99
+
+
+def test_cli_table_and_client_carry_the_ood_verdict(digits_model, photos):
+    import typer
+    from typer.testing import CliRunner
+
+    from recog.cli import predict
+    from recog.client import classification_from_dict
+
+    app = typer.Typer()
+    predict.register(app)
+    app.command("noop")(lambda: None)
+    r = CliRunner().invoke(app, ["predict", str(digits_model), str(photos["coffee"]), "-k", "2"])
+    assert r.exit_code == 0, r.output
+    assert "ood" in r.output and "unknown" in r.output
+    result = recog.load(digits_model).predict(str(photos["coffee"]))
+    back = classification_from_dict(result.to_dict()).ood
+    assert (back.unknown, back.method, back.threshold) == (result.ood.unknown, result.ood.method, result.ood.threshold)
+    assert back.score == pytest.approx(result.ood.score, abs=1e-6)

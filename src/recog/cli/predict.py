@@ -34,12 +34,15 @@ def _emit(results, fmt: str, top_k: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("source", *[f"#{i}" for i in range(1, top_k + 1)])
+    ood = any(getattr(r, "ood", None) is not None for r in results)
+    table = Table("source", *[f"#{i}" for i in range(1, top_k + 1)], *(["ood"] if ood else []))
     for r in results:
         if isinstance(r, PredictionFailure):
-            table.add_row(r.source, f"[red]{r.code}[/]", *[""] * (top_k - 1))
+            table.add_row(r.source, f"[red]{r.code}[/]", *[""] * (top_k - 1 + ood))
         else:
             cells = [f"{t.label} {t.score:.3f}" for t in r.top] + [""] * (top_k - len(r.top))
+            if ood:  # out-of-distribution score (recog.monitor.ood): "unknown" past the bundle's threshold
+                cells.append("" if r.ood is None else f"{r.ood.score:.3f}" + (" [red]unknown[/]" if r.ood.unknown else ""))
             table.add_row(r.source, *cells)
     Console(width=max(100, 24 * (top_k + 2))).print(table)
 

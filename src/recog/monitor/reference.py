@@ -32,7 +32,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-REFERENCE_VERSION = 1
+REFERENCE_VERSION = 2  # 2: combined score = larger z-score (1 averaged them)
 MAX_SAMPLE = 256
 MAX_INPUTS = 200
 #: classes up to which the full covariance is kept (above: diagonal, to keep recog.json small).
@@ -82,11 +82,15 @@ def _spread(v: np.ndarray) -> list[float]:
 
 
 def combined(logits: np.ndarray, detector: dict[str, Any], temperature: float) -> np.ndarray:
-    """The raw OOD score: mean of the robust z-scores of the Mahalanobis distance and the energy."""
+    """The raw OOD score: the larger of the robust z-scores of the Mahalanobis distance and the energy.
+
+    The larger, not the mean: an input far from every class often gets *large* logits (low energy,
+    a confident wrong answer); averaging lets that confidence hide the distance (benchmarks/ood.py:
+    digits vs clothing AUROC 0.978 with the mean, 0.9999 with the larger)."""
     (m_med, m_sd), (e_med, e_sd) = detector["mahalanobis"], detector["energy"]
     zm = (mahalanobis(logits, detector) - m_med) / m_sd
     ze = (energy(logits, temperature) - e_med) / e_sd
-    return (zm + ze) / 2
+    return np.maximum(zm, ze)
 
 
 def fit_reference(logits: np.ndarray, targets: np.ndarray, temperature: float = 1.0, *,
