@@ -82,3 +82,13 @@ def test_cli_table_and_client_carry_the_ood_verdict(digits_model, photos):
     back = classification_from_dict(result.to_dict()).ood
     assert (back.unknown, back.method, back.threshold) == (result.ood.unknown, result.ood.method, result.ood.threshold)
     assert back.score == pytest.approx(result.ood.score, abs=1e-6)
+
+
+def test_many_classes_are_projected_and_stay_small():
+    rng = np.random.default_rng(2)
+    centers = rng.normal(scale=3, size=(200, 200))
+    y = rng.integers(0, 200, 3000)
+    ref = fit_reference(centers[y] + rng.normal(size=(3000, 200)), y)
+    det = ref["detector"]
+    assert np.array(det["projection"]).shape == (200, 64) and np.array(det["means"]).shape[1] == 64
+    assert ref["sample"] is None and len(json.dumps(ref)) < 2_000_000

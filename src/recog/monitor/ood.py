@@ -38,9 +38,9 @@ def _reference(manifest: Any) -> dict[str, Any] | None:
         ref = reference_of(manifest)
         if ref is not None:
             det = ref["detector"]
-            ref = {**ref, "detector": {**det, "means": np.asarray(det["means"]),
-                                       "precision": np.asarray(det["precision"]),
-                                       "quantiles": np.asarray(det["quantiles"])}}
+            arrays = {k: np.asarray(det[k]) for k in ("means", "precision", "quantiles", "center", "projection")
+                      if det.get(k) is not None}
+            ref = {**ref, "detector": {**det, **arrays}}
         if len(_cache) > 32:
             _cache.clear()
         _cache[key] = (manifest.raw, ref)
