@@ -149,8 +149,9 @@ def export_bundle(path: str | Path, *, quantize: str | None = None, calibration:
     path = Path(path)
     manifest = read_manifest(path)
     task = get_task(manifest.task)
-    calib, val = _load_sets(manifest, calibration, validation, calibration_size=calibration_size,
-                            validation_size=validation_size, need_calibration=quantize == "int8")
+    load_sets = getattr(task, "export_sets", _load_sets)  # a task whose data is not class folders (detect)
+    calib, val = load_sets(manifest, calibration, validation, calibration_size=calibration_size,
+                           validation_size=validation_size, need_calibration=quantize == "int8")
     say(f"validation: {len(val)} images from {val.source}" + ("" if val.labelled else " (unlabelled)"))
     if threads:
         torch.set_num_threads(threads)
@@ -194,7 +195,8 @@ def export_bundle(path: str | Path, *, quantize: str | None = None, calibration:
         say(f"quantizing to int8 with {len(calib)} calibration images ({calibration_method}) ...")
         check_and_keep("onnx-int8", INT8_FILE,
                        lambda tmp: {"quantization": quantize_int8(path / ONNX_FILE, tmp, calib, method=calibration_method,
-                                                                  per_channel=per_channel)},
+                                                                  per_channel=per_channel,
+                                                                  op_types=getattr(task, "int8_op_types", None))},
                        atol_rel=None, entry={"precision": "int8", "source": ONNX_FILE}, hint=_INT8_HINT)
     if rank:
         say("timing verified backends at batch 1 ...")

@@ -29,7 +29,7 @@ def cpu_has_vnni() -> bool:
 
 def quantize_int8(fp32_path: str | Path, out: str | Path, calibration: LabelledSet, *,
                   method: str = "minmax", per_channel: bool = True, vnni: bool | None = None,
-                  batch_size: int = 16) -> dict[str, Any]:
+                  batch_size: int = 16, op_types: list[str] | None = None) -> dict[str, Any]:
     """Static int8 quantization (QDQ) of an fp32 ONNX file with ONNX Runtime.
 
     Args:
@@ -42,6 +42,8 @@ def quantize_int8(fp32_path: str | Path, out: str | Path, calibration: LabelledS
             for convolutions).
         vnni: whether the target CPU has VNNI; None = this CPU.
         batch_size: calibration batch size.
+        op_types: quantize only these operator types (None: every type ONNX Runtime supports); a
+            detector keeps its box decoding in float this way (``Detect.int8_op_types``).
 
     Returns:
         The quantization settings, for recog.json.
@@ -77,11 +79,12 @@ def quantize_int8(fp32_path: str | Path, out: str | Path, calibration: LabelledS
                 reduce_range=not vnni, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                 calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                                   "percentile": CalibrationMethod.Percentile}[method],
-                extra_options={"CalibMovingAverage": False})
+                extra_options={"CalibMovingAverage": False}, op_types_to_quantize=op_types)
     finally:
         for stray in (pre, out.with_name(out.name + ".data"), Path("augmented_model.onnx")):
             if stray.exists() and stray != out:
                 stray.unlink()
     return {"method": "static", "format": "QDQ", "activations": "uint8 (asymmetric, calibrated)",
             "weights": "int8 per-channel" if per_channel else "int8 per-tensor", "reduce_range": not vnni,
-            "vnni": vnni, "calibration": {**calibration.describe(), "method": method}}
+            "vnni": vnni, "calibration": {**calibration.describe(), "method": method},
+            **({"op_types": list(op_types)} if op_types else {})}

@@ -52,6 +52,9 @@ class Detect(Task):
     output = "detections"
     monitor = "map50"
     min_labels = 1
+    #: int8 quantizes the convolutions only: boxes (0..input size) and scores (0..1) leave the graph in
+    #: one tensor, and one int8 scale for both would erase the scores.
+    int8_op_types = ["Conv"]
     #: training defaults where detection differs from classification (flags and --config override them).
     defaults = {"epochs": 12, "batch_size": 8, "lr": 1e-3, "warmup_epochs": 1.0, "grad_clip": 10.0,
                 "label_smoothing": 0.0}
@@ -172,6 +175,12 @@ class Detect(Task):
             raise ConfigError(str(exc)) from None
 
     # ------------------------------------------------------------------ export
+    def export_sets(self, manifest: "BundleManifest", calibration: Any, validation: Any, **sizes: Any):
+        """Calibration and validation images with boxes (see :mod:`recog.detect.exportset`)."""
+        from recog.detect.exportset import export_sets
+
+        return export_sets(manifest, calibration, validation, **sizes)
+
     def parity(self, reference: np.ndarray, candidate: np.ndarray, y: np.ndarray | None) -> dict[str, Any]:
         """``images``, ``max_abs_score_diff``, ``max_abs_box_diff`` (input pixels) and, with ground truth
         ``y`` (padded ``(N, M, 5)``), ``map50_reference``, ``map50`` and ``map50_drop_points``."""
