@@ -48,3 +48,10 @@ def test_min_score_on_a_classifier_names_the_task(client, shapes_voc):
     image = sorted((shapes_voc / "JPEGImages").glob("*.png"))[0]
     r = client.post("/v1/models/tiny:predict?min_score=0.5", content=_png(image), headers={"content-type": "image/png"})
     assert r.status_code == 400 and "'classify' model" in r.json()["detail"]
+
+
+def test_web_page_loads_the_box_drawing_script(client):
+    page = client.get("/")
+    assert page.status_code == 200 and '<script src="/static/boxes.js" defer></script>' in page.text
+    script = client.get("/static/boxes.js")
+    assert script.status_code == 200 and "prediction.class_ids" in script.text and "createElementNS" in script.text
