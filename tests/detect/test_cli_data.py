@@ -49,3 +49,12 @@ def test_data_convert_voc_to_yolo_and_back(shapes_voc, tmp_path):
     assert back.image_counts() == load_boxes(shapes_voc).image_counts()
     res = runner.invoke(app, ["data", "convert", str(shapes_voc), "--to", "yolo", "--out", str(tmp_path / "y")])
     assert res.exit_code != 0 and "not empty" in str(res.exception)
+
+
+def test_data_preview_draws_boxes_on_augmented_views(shapes_voc, tmp_path):
+    from PIL import Image
+
+    res = CliRunner().invoke(app, ["data", "preview", str(shapes_voc), "-o", str(tmp_path / "p.png"), "-n", "2",
+                                   "--image-size", "64"])
+    assert res.exit_code == 0, res.output
+    assert Image.open(tmp_path / "p.png").size == (4 * 64, 2 * 64) and "boxes drawn" in res.stdout

@@ -101,3 +101,41 @@ def register(app: typer.Typer) -> None:
         path = write_boxes(ds, out, to)
         boxes = sum(len(s.boxes) for s in ds.samples)
         typer.echo(f"wrote {len(ds.samples)} images, {boxes} boxes, {len(ds.labels)} classes as {to.upper()} to {path}")
+
+
+def box_preview(data: str, out: Path, *, augment: str, image_size: int | None, hflip: bool, count: int,
+                seed: int) -> Path:
+    """A PNG grid: per row one image with its boxes as read, then three augmented views (boxes moved)."""
+    import numpy as np
+    import torch
+
+    from recog.detect.augment import BoxAugmenter
+    from recog.detect.data import load_box_split
+    from recog.detect.draw import draw_boxes
+    from recog.detect.formats import load_boxes
+    from recog.detect.network import DEFAULT_IMAGE_SIZE
+    from recog.types import Preprocessing
+
+    ds = load_boxes(data)
+    size = image_size or DEFAULT_IMAGE_SIZE
+    prep = Preprocessing(size=(size, size), resize="stretch", crop_pct=1.0)
+    rng = np.random.default_rng(seed)
+    picks = [ds.samples[int(i)] for i in rng.choice(len(ds.samples), size=min(count, len(ds.samples)), replace=False)]
+    batch = load_box_split(picks, ds.labels, prep, strict=False, threads=2)
+    aug = BoxAugmenter(augment, hflip=hflip, generator=torch.Generator().manual_seed(seed))
+    x = torch.from_numpy(batch.images).permute(0, 3, 1, 2).float() / 255
+    views = [(x, torch.from_numpy(batch.targets))] + [aug(x, torch.from_numpy(batch.targets)) for _ in range(3)]
+    rows = []
+    for i in range(len(batch)):
+        tiles = []
+        for images, gt in views:
+            keep = gt[i, :, 4] >= 0
+            img = (images[i].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            names = [ds.labels[int(c)] for c in gt[i, keep, 4]]
+            tiles.append(np.asarray(draw_boxes(img, gt[i, keep, :4].numpy(), names, labels=ds.labels)))
+        rows.append(np.concatenate(tiles, axis=1))
+    from PIL import Image
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.concatenate(rows, axis=0)).save(out)
+    return out

@@ -88,7 +88,15 @@ def preview_cmd(
     count: int = typer.Option(8, "--count", "-n", min=1, help="Images (rows) to show."),
     seed: int = typer.Option(0),
 ) -> None:
-    """Write a PNG grid: each row one image, first column as-is, then augmented views."""
+    """Write a PNG grid: each row one image, first column as-is, then augmented views (box data: with the
+    boxes drawn, moved by the detector's augmentation)."""
+    from recog.detect.formats import looks_like_boxes
+
+    if looks_like_boxes(data):
+        from recog.cli.boxes import box_preview
+
+        path = box_preview(data, out, augment=augment, image_size=image_size, hflip=not no_flip, count=count, seed=seed)
+        return typer.echo(f"wrote {path} ({count} images x 4 views, augment={augment}, boxes drawn)")
     import random
 
     from recog.data import load_dataset
