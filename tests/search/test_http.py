@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from contextlib import asynccontextmanager
 
 import httpx
 import pytest
+from PIL import Image
 
 from recog.serve.auth import add_key
 
@@ -84,6 +86,15 @@ async def test_query_add_delete_and_list(shop, tiny_bundle, photos, tmp_path):
         r = await client.post("/v1/indexes/shop:query?k=1", params={"where": "category = 'tools'"},
                               content=photos["camera_png"].read_bytes(), headers=key)
         assert r.json()["results"][0]["hits"][0]["id"] == "cam"
+
+        # thumbnails for the web page's grid: items indexed from files have one, uploaded items do not
+        r = await client.get("/v1/indexes/shop/items/rocket/thumbnail?size=64", headers=key)
+        assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+        assert max(Image.open(io.BytesIO(r.content)).size) == 64
+        assert str(tmp_path) not in problem(await client.get("/v1/indexes/shop/items/cam/thumbnail", headers=key),
+                                            404)["detail"]
+        problem(await client.get("/v1/indexes/shop/items/nope/thumbnail", headers=key), 404)
+        problem(await client.get("/v1/indexes/shop/items/rocket/thumbnail"), 401)
 
         r = await client.delete("/v1/indexes/shop/items/cam", headers=key)
         assert r.status_code == 200 and r.json()["vectors"] == 1

@@ -75,3 +75,42 @@ def test_docs_render_offline_under_their_csp(browser, live_server):
     assert outside == [], outside
     assert errors == [], errors
     page.close()
+
+
+def test_search_page_shows_a_grid_of_similar_items(browser, tiny_bundle, photos, tmp_path):
+    """The page's search mode: a photo in, the index's items out as a grid of thumbnails with ids and scores."""
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.serve.conftest import server_process
+
+    folder = tmp_path / "catalogue"
+    folder.mkdir()
+    for name in ("astronaut", "coffee", "rocket", "chelsea"):
+        shutil.copy(photos[name], folder)
+    env = {**os.environ, "RECOG_SEARCH_DB": str(tmp_path / "search.db"), "HF_HUB_OFFLINE": "1"}
+    built = subprocess.run([sys.executable, "-m", "recog", "search", "index", "build", str(folder), "--name", "shop",
+                            "--model", str(tiny_bundle)], capture_output=True, text=True, env=env)
+    assert built.returncode == 0, built.stderr
+    with server_process([str(tiny_bundle), "--name", "tiny"], env={"RECOG_SEARCH_DB": env["RECOG_SEARCH_DB"]}) as server:
+        page = browser.new_page()
+        outside = []
+        page.on("request", lambda req: outside.append(req.url) if not req.url.startswith(
+            (server.url, "blob:", "data:")) else None)
+        errors = []
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.goto(server.url + "/")
+        page.wait_for_selector("#model option[value='tiny']", state="attached", timeout=15_000)
+        page.select_option("#mode", "search")
+        page.wait_for_selector("#index option[value='shop']", state="attached", timeout=15_000)
+        page.fill("#k", "3")
+        page.set_input_files("#file", str(photos["rocket"]))
+        page.wait_for_selector("#hits li", timeout=30_000)
+        ids = page.locator("#hits li .id").all_inner_texts()
+        assert len(ids) == 3 and ids[0] == "rocket.jpg", ids
+        page.wait_for_function("[...document.querySelectorAll('#hits img')].every(i => i.complete && i.naturalWidth > 0)",
+                               timeout=30_000)
+        assert page.locator("#hits li .score").first.inner_text().startswith("similarity 1.0")
+        assert outside == [] and errors == [], (outside, errors)
+        page.close()

@@ -185,7 +185,8 @@ def index_images(index: "SearchIndex", model: "Predictor", ref: ModelRef, paths:
         if kept:
             rows = [batch[i] for i in kept]
             ids = index.add([r[2] for r in rows], raw, model=ref, sources=[r[1] for r in rows],
-                            fields=[r[4] for r in rows], keys=[r[3] for r in rows])
+                            fields=[r[4] for r in rows], keys=[r[3] for r in rows],
+                            files=[str(r[0].resolve()) for r in rows])
             report.added += sum(v is not None for v in ids)
             report.skipped += sum(v is None for v in ids)
         if progress:

@@ -201,8 +201,8 @@ class SearchIndex:
     # -- writes -----------------------------------------------------------------------------------
 
     def add(self, ids: Sequence[str], vectors: Any, *, model: ModelRef, sources: Sequence[str | None] | None = None,
-            fields: Sequence[dict[str, Any] | None] | None = None, keys: Sequence[str | None] | None = None
-            ) -> list[int | None]:
+            fields: Sequence[dict[str, Any] | None] | None = None, keys: Sequence[str | None] | None = None,
+            files: Sequence[str | None] | None = None) -> list[int | None]:
         """Store vectors (one SQLite transaction), then put them in the live index.
 
         Args:
@@ -211,6 +211,8 @@ class SearchIndex:
             model: the model that made them (must be the index's).
             sources, fields: per vector: the image path, and metadata fields.
             keys: per vector: a unique key within the item (default: the vector's sha256).
+            files: per vector: the image file's absolute path on this machine, for thumbnails
+                (:meth:`item_file`); never part of a search result.
 
         Returns:
             The vector ids; None where the same ``(id, key)`` was already stored.
@@ -227,7 +229,8 @@ class SearchIndex:
         for f in fields:
             if f is not None and not isinstance(f, dict):
                 raise InvalidInputError(f"metadata fields must be a JSON object per item, got {type(f).__name__}.")
-        meta = [{"source": s, "fields": f or {}} for s, f in zip(sources, fields)]
+        files = list(files) if files is not None else [None] * n
+        meta = [{"source": s, "fields": f or {}, **({"file": p} if p else {})} for s, f, p in zip(sources, fields, files)]
         vids = self.store.add(self.name, [str(i) for i in ids], vecs, keys=list(keys), metadata=meta)
         with self._lock:
             if self._ann is not None:
@@ -238,6 +241,20 @@ class SearchIndex:
                     self._dirty = True
                     self._grow_if_needed()
         return vids
+
+    def item_file(self, item_id: str) -> Path | None:
+        """The image file of an item's first vector, when it was indexed from a file (None when uploaded).
+
+        Raises:
+            NotFoundError: the index has no item ``item_id``.
+        """
+        row = self.store.db.query_one("SELECT metadata FROM vectors WHERE collection_id=? AND owner=? ORDER BY id LIMIT 1",
+                                      (self.collection_id, str(item_id)))
+        if row is None:
+            raise NotFoundError(f"index {self.name!r} has no item {item_id!r}.",
+                                hint="ids are listed by the query results (field id)")
+        file = json.loads(row[0] or "{}").get("file")
+        return Path(file) if file else None
 
     def delete(self, item_id: str) -> int:
         """Hard-delete every vector of one item; returns how many.

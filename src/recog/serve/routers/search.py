@@ -39,9 +39,9 @@ from pathlib import Path as FsPath
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
-from recog.errors import BadRequestError, NotReadyError
+from recog.errors import BadRequestError, NotFoundError, NotReadyError
 from recog.serve.decoding import check_image
 from recog.serve.deps import (Admission, Deadline, load_once, request_deadline, require_key, require_write_key,
                               state_of)
@@ -199,6 +199,34 @@ async def query(request: Request, service: SearchService = Depends(search_of),
         return [r.to_dict() for r in results]
 
     return {"results": await service.run(deadline, len(uploads), work, "in visual search")}
+
+
+@router.get("/indexes/{name}/items/{item}/thumbnail", summary="A JPEG thumbnail of an item indexed from a file",
+            response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
+async def thumbnail(service: SearchService = Depends(search_of), deadline: Deadline = Depends(request_deadline),
+                    name: str = IndexName, item: str = Path(..., description="the item's id"),
+                    size: int = Query(160, ge=16, le=512, description="longest side in pixels")) -> Response:
+    """For the web page's result grid: the image an item was indexed from (``recog search index build``),
+    read from this machine's disk through the safe decoder. Items added over HTTP have no file (404)."""
+    index = service.indexes.get(name)
+
+    def work() -> bytes:
+        import io
+
+        from recog.io import load_image
+
+        file = index.item_file(item)
+        if file is None or not file.is_file():
+            raise NotFoundError(f"item {item!r} of index {name!r} has no image file on this server.",
+                                hint="thumbnails exist for items indexed from a folder")
+        img = load_image(file, max_pixels=service.settings.max_pixels, reduce_to=(size, size))
+        img.thumbnail((size, size))
+        buf = io.BytesIO()
+        img.save(buf, format="JPEG", quality=80)
+        return buf.getvalue()
+
+    data = await service.run(deadline, 1, work, "making a thumbnail")
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
 
 
 @router.post("/indexes/{name}/items", summary="Add images of one item (write key)", status_code=201,

@@ -1,4 +1,5 @@
-"""The web page: pick a model, drop a photo, see the top labels. Served from the package, no CDN."""
+"""The web page: drop a photo, see a model's top labels, or an index's most similar items as a grid
+(``/#search`` opens that mode). Served from the package, no CDN."""
 
 from __future__ import annotations
 

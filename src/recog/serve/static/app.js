@@ -1,10 +1,14 @@
 // recog web page: pick a model, drop or choose an image, see the top-k labels as bars.
+// Modes: what a dropped photo is for. This file adds "classify"; search.js adds "search" (an index's
+// most similar items as a grid). Each mode has controls #<mode>-controls, an output section, run(file)
+// and load() (fill its select from the API).
 // Served from this machine only (no CDN); talks to the same origin's /v1 API.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const MAX_BYTES_HINT = "Resize the image or send a smaller file.";
 let models = [];
+const modes = {};
 
 function apiKey() { return sessionStorage.getItem("recog-api-key") || ""; }
 
@@ -34,20 +38,25 @@ async function problemMessage(resp) {
   return `Rejected (${resp.status}${code ? " " + code : ""}): ${detail}`;
 }
 
-async function loadModels() {
-  const resp = await fetch("/v1/models", { headers: headers() });
-  if (!resp.ok) { showError(await problemMessage(resp)); return; }
+// GET url and fill the <select> #selectId with its `field` list (value: name, text: label(item));
+// returns the list, or null after showing the server's refusal.
+async function fillSelect(url, field, selectId, label) {
+  const resp = await fetch(url, { headers: headers() });
+  if (!resp.ok) { showError(await problemMessage(resp)); return null; }
   clearError();
-  models = (await resp.json()).models;
-  const select = $("model");
-  select.replaceChildren();
-  for (const m of models) {
+  const items = (await resp.json())[field];
+  $(selectId).replaceChildren(...items.map((item) => {
     const opt = document.createElement("option");
-    opt.value = m.name;
-    opt.textContent = `${m.name} (${m.num_labels} labels)`;
-    if (m.default) opt.selected = true;
-    select.appendChild(opt);
-  }
+    opt.value = item.name;
+    opt.textContent = label(item);
+    opt.selected = Boolean(item.default);
+    return opt;
+  }));
+  return items;
+}
+
+async function loadModels() {
+  models = (await fillSelect("/v1/models", "models", "model", (m) => `${m.name} (${m.num_labels} labels)`)) || models;
   describeModel();
 }
 
@@ -92,59 +101,85 @@ function renderResults(prediction) {
   }
 }
 
-async function classify(file) {
+// Show the dropped file in the mode's output section and POST it to url; returns the JSON answer, or
+// null after showing the server's refusal (or that it could not be reached).
+async function postImage(url, file, ids) {
   clearError();
-  if (!file) return;
-  const name = $("model").value;
-  if (!name) { showError("No model is loaded on this server."); return; }
-  $("output").hidden = false;
-  $("preview").src = URL.createObjectURL(file);
+  $(ids.output).hidden = false;
+  $(ids.preview).src = URL.createObjectURL(file);
   const size = file.size < 1024 ? `${file.size} B` : `${(file.size / 1024).toFixed(0)} KB`;
-  $("filename").textContent = `${file.name} · ${size}`;
-  $("results").replaceChildren();
-  $("timing").textContent = "classifying…";
+  $(ids.name).textContent = `${file.name} · ${size}`;
+  $(ids.timing).textContent = "working…";
   const form = new FormData();
   form.append("image", file, file.name);
-  const topk = Math.min(20, Math.max(1, parseInt($("topk").value, 10) || 5));
-  const started = performance.now();
   let resp;
   try {
-    resp = await fetch(`/v1/models/${encodeURIComponent(name)}:predict?top_k=${topk}`,
-                       { method: "POST", body: form, headers: headers() });
+    resp = await fetch(url, { method: "POST", body: form, headers: headers() });
   } catch (e) {
-    $("timing").textContent = "";
-    showError("The server could not be reached, or it closed the connection (a file over the size limit?).");
-    return;
+    resp = null;
   }
-  $("timing").textContent = "";
-  if (!resp.ok) {
-    $("output").hidden = true;
-    showError(await problemMessage(resp));
-    return;
+  $(ids.timing).textContent = "";
+  if (resp === null || !resp.ok) {
+    $(ids.output).hidden = true;
+    showError(resp === null ? "The server could not be reached, or it closed the connection (a file over the size limit?)."
+                            : await problemMessage(resp));
+    return null;
   }
-  const body = await resp.json();
+  return resp.json();
+}
+
+async function classify(file) {
+  const name = $("model").value;
+  if (!file) return;
+  if (!name) { showError("No model is loaded on this server."); return; }
+  $("results").replaceChildren();
+  const topk = Math.min(20, Math.max(1, parseInt($("topk").value, 10) || 5));
+  const started = performance.now();
+  const body = await postImage(`/v1/models/${encodeURIComponent(name)}:predict?top_k=${topk}`, file,
+                               { output: "output", preview: "preview", name: "filename", timing: "timing" });
+  if (body === null) return;
   $("timing").textContent = `(${(performance.now() - started).toFixed(0)} ms)`;
   renderResults(body.predictions[0]);
 }
 
-function setup() {
+// The drop zone (#drop, #file) calls onFile with the chosen file; the key row (#api-key) stores a key
+// for this tab and calls reload.
+function wireInputs(onFile, reload) {
   const drop = $("drop");
-  $("file").addEventListener("change", (e) => { classify(e.target.files[0]); e.target.value = ""; });
+  $("file").addEventListener("change", (e) => { onFile(e.target.files[0]); e.target.value = ""; });
   for (const ev of ["dragenter", "dragover"]) {
     drop.addEventListener(ev, (e) => { e.preventDefault(); drop.classList.add("over"); });
   }
   for (const ev of ["dragleave", "drop"]) {
     drop.addEventListener(ev, (e) => { e.preventDefault(); drop.classList.remove("over"); });
   }
-  drop.addEventListener("drop", (e) => { if (e.dataTransfer.files.length) classify(e.dataTransfer.files[0]); });
+  drop.addEventListener("drop", (e) => { if (e.dataTransfer.files.length) onFile(e.dataTransfer.files[0]); });
   drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") $("file").click(); });
-  $("model").addEventListener("change", describeModel);
   $("key-save").addEventListener("click", () => {
     sessionStorage.setItem("recog-api-key", $("api-key").value.trim());
     $("key-row").hidden = true;
-    loadModels();
+    reload();
   });
-  loadModels();
+}
+
+function currentMode() { return modes[$("mode").value] || modes.classify; }
+
+function switchMode() {
+  clearError();
+  for (const [name, m] of Object.entries(modes)) {
+    $(`${name}-controls`).hidden = m !== currentMode();
+    $(m.output).hidden = true;
+  }
+  currentMode().load();
+}
+
+function setup() {
+  modes.classify = { run: classify, load: loadModels, output: "output" };
+  if (location.hash === "#search" && modes.search) $("mode").value = "search";
+  wireInputs((file) => currentMode().run(file), () => currentMode().load());
+  $("model").addEventListener("change", describeModel);
+  $("mode").addEventListener("change", switchMode);
+  switchMode();
 }
 
 document.addEventListener("DOMContentLoaded", setup);
