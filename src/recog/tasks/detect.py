@@ -71,9 +71,7 @@ class Detect(Task):
         if (Path(source) / "recog.json").is_file():
             return _from_bundle(source, labels)
         if source not in BACKBONES:
-            raise ConfigError(f"--model {source!r} is not a detector backbone; the detect task trains FCOS on "
-                              f"{', '.join(k for k in BACKBONES if k.startswith('efficientnet'))}.",
-                              hint="omit --model (efficientnet-lite0), or pass a detect bundle to continue from")
+            return _from_transformers(source, labels, image_size)
         variant = BACKBONES[source]
         model = FCOSLite(variant, num_classes=len(labels))
         loaded = "none"
@@ -87,11 +85,29 @@ class Detect(Task):
         prep = Preprocessing(size=(size, size), resize="stretch", crop_pct=1.0, mean=base["mean"], std=base["std"])
         return CreatedModel(model, prep, source, loaded)
 
+    def load(self, manifest: "BundleManifest") -> "torch.nn.Module":
+        """The bundle's network: the default detector (native) or a transformers detector."""
+        from recog.models import native
+        from recog.models.bundle import load_network
+        from recog.models.checks import read_config
+
+        if native.CONFIG_KEY in read_config(manifest.path / "config.json"):
+            return load_network(manifest)
+        from recog.detect import hf
+
+        return hf.load(manifest.path)
+
     def forward(self, model: "torch.nn.Module", x: "torch.Tensor") -> "torch.Tensor":
+        from recog.detect.hf import is_transformers, pack
+
+        if is_transformers(model):
+            return pack(model, model(pixel_values=x), tuple(x.shape[-2:]))
         return model(x)
 
     def head(self, model: "torch.nn.Module") -> "torch.nn.Module":
         """The feature pyramid and FCOS head (new; the rest is the pretrained backbone)."""
+        if not hasattr(model, "head"):
+            raise ConfigError(f"{type(model).__name__} has no separate detection head; train it with --strategy full.")
         return model.head
 
     # ------------------------------------------------------------------ training
@@ -127,9 +143,12 @@ class Detect(Task):
         return (images - self.mean) / self.std, targets
 
     def loss(self, model: "torch.nn.Module", x: "torch.Tensor", target: "torch.Tensor") -> dict[str, "torch.Tensor"]:
+        from recog.detect import hf
         from recog.detect.loss import fcos_loss
         from recog.detect.network import pack
 
+        if hf.is_transformers(model):
+            return hf.loss(model, x, target)
         raw = model.raw(x)
         out = fcos_loss(raw, target)
         out["output"] = pack({k: v.detach() for k, v in raw.items()})
@@ -224,6 +243,21 @@ def source_size(source: str | None) -> tuple[int, int] | None:
     return image_frame(Path(source))
 
 
+def _from_transformers(source: str, labels: Sequence[str], image_size: int | None):
+    """A transformers detector (Hub id or folder); ImageNet normalisation, stretched square input."""
+    from recog.detect import hf
+    from recog.models.registry import IMAGENET, CreatedModel
+    from recog.types import Preprocessing
+
+    if not Path(source).is_dir() and "/" not in source:
+        raise ConfigError(f"--model {source!r} is not a detector: expected {', '.join(BACKBONES)}, a transformers "
+                          "object-detection folder or Hub id (owner/name), or a detect bundle.",
+                          hint="omit --model for the default detector (FCOS on efficientnet-lite0)")
+    model, size = hf.create(source, labels, image_size=image_size)
+    prep = Preprocessing(size=(size, size), resize="stretch", crop_pct=1.0, **IMAGENET)
+    return CreatedModel(model, prep, source, "transformers")
+
+
 def _from_bundle(source: str, labels: Sequence[str]):
     from recog.models.bundle import read_manifest
     from recog.models.registry import CreatedModel
@@ -234,6 +268,4 @@ def _from_bundle(source: str, labels: Sequence[str]):
     if list(manifest.labels) != list(labels):
         raise ConfigError(f"{source} detects {', '.join(manifest.labels)}; the data has {', '.join(labels)}.",
                           hint="train from efficientnet-lite0 for a new label set")
-    from recog.models.bundle import load_network
-
-    return CreatedModel(load_network(manifest).train(), manifest.preprocessing, str(source), "bundle")
+    return CreatedModel(Detect().load(manifest).train(), manifest.preprocessing, str(source), "bundle")
