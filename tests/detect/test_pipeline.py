@@ -66,3 +66,14 @@ def test_task_mismatch_is_one_line(tiny_detector, tiny_bundle, shapes_voc):
     res = runner.invoke(app, ["predict", str(tiny_bundle), str(next((shapes_voc / "JPEGImages").glob("*.png"))),
                               "--min-score", "0.5"])
     assert res.exit_code != 0 and "'classify' model" in str(res.exception or res.output)
+
+
+def test_resume_continues_a_detect_run_from_last(tiny_detector, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_detector.parent, run)
+    res = CliRunner().invoke(app, ["train", "--resume", str(run), "--epochs", "3"])
+    assert res.exit_code == 0, res.output
+    assert "trained 3 epochs" in res.output and "best val mAP@0.5" in res.output
+    assert len((run / "metrics.csv").read_text().splitlines()) == 4   # header + epochs 1, 2 and the resumed 3

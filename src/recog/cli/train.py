@@ -68,8 +68,13 @@ def register(app: typer.Typer) -> None:
                 result = train(load_config(values), reporter)
         finally:
             reporter.close()
+        from recog.models.bundle import read_manifest
+        from recog.tasks import get_task
+
+        monitor = get_task(read_manifest(result.best, verify=False).task).monitor  # what picked the best epoch
         acc = "n/a (no validation split)" if result.best_val_acc is None else f"{result.best_val_acc:.4f}"
-        console.print(f"trained {result.epochs_run} epochs in {result.train_seconds:.0f} s; best val accuracy {acc}")
+        console.print(f"trained {result.epochs_run} epochs in {result.train_seconds:.0f} s; best val "
+                      f"{ {'acc': 'accuracy', 'map50': 'mAP@0.5'}.get(monitor, monitor)} {acc}")
         if result.skipped_files:
             console.print(f"[yellow]{len(result.skipped_files)} file(s) skipped[/] (listed above)")
         console.print(f"best model: {result.best}\nlast model: {result.last}")
