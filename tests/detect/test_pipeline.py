@@ -77,3 +77,16 @@ def test_resume_continues_a_detect_run_from_last(tiny_detector, tmp_path):
     assert res.exit_code == 0, res.output
     assert "trained 3 epochs" in res.output and "best val mAP@0.5" in res.output
     assert len((run / "metrics.csv").read_text().splitlines()) == 4   # header + epochs 1, 2 and the resumed 3
+
+
+def test_evaluate_refuses_data_of_the_other_task(tiny_detector, tiny_bundle, shapes_voc, tmp_path):
+    (tmp_path / "cls" / "a").mkdir(parents=True)
+    (tmp_path / "cls" / "b").mkdir(parents=True)
+    for p in sorted((shapes_voc / "JPEGImages").glob("*.png"))[:2]:
+        (tmp_path / "cls" / "a" / p.name).write_bytes(p.read_bytes())
+        (tmp_path / "cls" / "b" / p.name).write_bytes(p.read_bytes())
+    runner = CliRunner()
+    res = runner.invoke(app, ["evaluate", str(tiny_detector), str(tmp_path / "cls")])
+    assert res.exit_code != 0 and "is a 'detect' model" in str(res.exception)
+    res = runner.invoke(app, ["evaluate", str(tiny_bundle), str(shapes_voc)])
+    assert res.exit_code != 0 and "'classify' model" in str(res.exception) and "VOC" in str(res.exception)

@@ -74,8 +74,17 @@ def evaluate_detector(predictor: Any, data: Any, out: Path, *, split: str | None
     from recog.tasks.base import evaluation_outputs
     from recog.tasks.classify import choose_split
 
+    from recog.errors import DatasetError
+
     labels = list(predictor.labels)
-    ds = load_boxes(data).restrict(labels)
+    try:
+        ds = load_boxes(data).restrict(labels)
+    except DatasetError as exc:
+        if "no box annotations" not in str(exc):
+            raise
+        raise DatasetError(f"{predictor.path} is a 'detect' model and {data} has no box annotations (VOC, COCO, "
+                           "YOLO, or a path,x1,y1,x2,y2,label CSV).",
+                           hint="evaluate a classify model on class folders; a detect model on box data") from None
     samples, split_name = choose_split(ds, split)
     raw, kept, failures = evaluation_outputs(predictor, [s.path for s in samples], data, batch_size=batch_size,
                                              progress_factory=progress_factory)

@@ -22,6 +22,15 @@ def evaluate(bundle: str | Path, data: str | Path, *, split: str | None = None, 
     import recog
 
     predictor = recog.load(bundle, backend=backend)
+    if predictor.task.name != "detect":
+        from recog.detect.formats import detect_format, looks_like_boxes
+
+        if looks_like_boxes(data):
+            from recog.errors import ConfigError
+
+            raise ConfigError(f"{data} holds box annotations ({detect_format(data).upper()}), and {bundle} is a "
+                              f"{predictor.task.name!r} model; box data evaluates a 'detect' model.",
+                              hint="pass class folders or a CSV manifest, or a bundle trained with --task detect")
     out_dir = Path(out) if out is not None else Path(bundle) / "report"
     return predictor.task.evaluate(predictor, data, split=split, out=out_dir, batch_size=batch_size,
                                    progress_factory=progress_factory, **({"explain": explain} if explain else {}))
