@@ -186,7 +186,35 @@ def test_predict_draw_writes_overlays_and_refuses_other_tasks(fitted, parts, tmp
 
     assert Image.open(tmp_path / "heat.png").size == (256, 256)
     res = runner.invoke(app, ["predict", str(classifier), image, "--draw", str(tmp_path / "x.png")])
-    assert res.exit_code != 0 and "'classify' model; `recog predict --draw` needs a 'anomaly' model" in str(res.exception)
+    assert res.exit_code != 0 and "'classify' model; `recog predict --draw` needs a 'anomaly'" in str(res.exception)
+
+
+def test_onnx_export_scores_like_torch_and_is_checked_on_good_and_defect_images(fitted, parts, tmp_path):
+    """`recog export BUNDLE --validation parts/` (the evaluation layout): the graph computes the patch distances,
+    the ONNX Runtime backend gives the torch scores, maps, verdicts and boxes; AUROC before/after is recorded."""
+    import shutil
+
+    import recog
+    from recog.models import read_manifest
+    from recog.runtime.export import export_bundle
+    from recog.tasks import get_task
+
+    bundle = Path(shutil.copytree(fitted, tmp_path / "parts"))
+    entry = export_bundle(bundle, validation=parts["root"], threads=1, rank=False).exports["onnx"]
+    parity = entry["parity"]
+    assert entry["verified"] and entry["validation"]["images"] == 8 and entry["validation"]["labelled"]
+    assert parity["image_auroc_reference"] == parity["image_auroc"] == 1.0 and parity["max_image_score_rel_diff"] < 1e-4
+    assert "onnx" in read_manifest(bundle).exports and (bundle / "model.onnx").is_file()
+    images = sorted(str(p) for p in (parts["root"] / "test").rglob("*.png"))
+    ref, got = recog.load(bundle, backend="torch").predict(images), recog.load(bundle, backend="onnx").predict(images)
+    for a, b in zip(ref, got):
+        assert b.score == pytest.approx(a.score, rel=1e-4) and b.verdict == a.verdict
+        assert np.abs(a.heatmap - b.heatmap).max() < 1e-3 * a.heatmap.max()
+        assert len(a.boxes) == len(b.boxes) and np.allclose(a.boxes, b.boxes, atol=1.0)
+    task = get_task("anomaly")  # an export whose image scores move refuses, even when the ranking (AUROC) holds
+    moved = task.parity(np.array([[1.0, 2.0], [3.0, 9.0]]), np.array([[1.0, 2.2], [3.0, 9.5]]), np.array([0, 1]))
+    assert moved["auroc_drop_points"] == 0 and "image scores differ" in task.judge(moved, max_drop=1.0, atol_rel=None)
+    assert task.judge(moved, max_drop=10.0, atol_rel=None) is None
 
 
 def test_too_few_good_images_is_a_clear_error(parts, tmp_path):

@@ -70,6 +70,8 @@ class Anomaly(Task):
     output = "patch_scores"
     monitor = "count"
     trains_by_gradient = False
+    #: int8 export quantizes the backbone's convolutions only: the nearest-bank search stays float (exact).
+    int8_op_types = ["Conv"]
 
     def build(self, source: str, labels: Sequence[str], *, weights: str | None = None,
               image_size: int | None = None):
@@ -178,24 +180,43 @@ class Anomaly(Task):
         return results
 
     # ------------------------------------------------------------------ export
+    def export_sets(self, manifest: "BundleManifest", calibration: Any, validation: Any, **sizes: Any):
+        """Good images to calibrate on, good/defect images to check on (see :mod:`recog.anomaly.exportset`)."""
+        from recog.anomaly.exportset import export_sets
+
+        return export_sets(manifest, calibration, validation, **sizes)
+
     def parity(self, reference: np.ndarray, candidate: np.ndarray, y: np.ndarray | None) -> dict[str, Any]:
-        """``images``, ``max_abs_diff`` of the patch distances, ``scale`` (largest reference distance) and
-        ``max_image_score_rel_diff`` (of the per-image maxima, relative to ``scale``)."""
+        """``images``, ``max_abs_diff`` of the patch distances, ``scale`` (largest reference distance),
+        ``max_image_score_rel_diff`` (of the per-image maxima, relative to ``scale``) and, with good (0) /
+        defect (1) labels ``y``, ``image_auroc_reference``, ``image_auroc`` and ``auroc_drop_points``."""
         ref = np.asarray(reference, dtype=np.float64).reshape(len(reference), -1)
         cand = np.asarray(candidate, dtype=np.float64).reshape(len(candidate), -1)
         scale = float(np.abs(ref).max()) if ref.size else 0.0
         diff = float(np.abs(ref - cand).max()) if ref.size else 0.0
         img = float(np.abs(ref.max(1) - cand.max(1)).max()) if ref.size else 0.0
-        return {"images": int(len(ref)), "max_abs_diff": diff, "scale": scale,
-                "max_image_score_rel_diff": round(img / max(scale, 1e-12), 6)}
+        out: dict[str, Any] = {"images": int(len(ref)), "max_abs_diff": diff, "scale": scale,
+                               "max_image_score_rel_diff": round(img / max(scale, 1e-12), 6)}
+        if y is not None and len(np.unique(y)) == 2:
+            from sklearn.metrics import roc_auc_score
+
+            before, after = (float(roc_auc_score(y, r.max(1))) for r in (ref, cand))
+            out.update(image_auroc_reference=round(before, 6), image_auroc=round(after, 6),
+                       auroc_drop_points=round(100.0 * (before - after), 4))
+        return out
 
     def judge(self, parity: dict[str, Any], *, max_drop: float, atol_rel: float | None) -> str | None:
-        """Refuse image scores that move by more than ``max_drop`` percent of the largest distance
-        (``atol_rel`` of it for fp32 exports, and patch distances off by more than that)."""
+        """Refuse an image-AUROC drop above ``max_drop`` points (labelled good/defect images), and image scores
+        that move by more than ``max_drop`` percent of the largest distance (``atol_rel`` of it for fp32
+        exports, which must also keep patch distances within that): the threshold is in score units, so a
+        shift of the scores is a shift of the verdicts, whatever the AUROC."""
+        if "auroc_drop_points" in parity and parity["auroc_drop_points"] > max_drop:
+            return (f"image AUROC drops {parity['auroc_drop_points']:.2f} points ({100 * parity['image_auroc_reference']:.2f}"
+                    f" → {100 * parity['image_auroc']:.2f}) on {parity['images']} images, more than --max-drop {max_drop:g}")
         limit = max_drop / 100.0 if atol_rel is None else atol_rel
         if parity["max_image_score_rel_diff"] > limit:
             return (f"image scores differ from the original by up to {100 * parity['max_image_score_rel_diff']:.3g}% "
-                    f"of the largest score, more than {100 * limit:.3g}%")
+                    f"of the largest score, more than {100 * limit:.3g}% (the threshold is in score units)")
         if atol_rel is not None and parity["max_abs_diff"] > atol_rel * max(1.0, parity["scale"]):
             return f"patch distances differ by up to {parity['max_abs_diff']:.3g}, above {atol_rel:g} x scale"
         return None
