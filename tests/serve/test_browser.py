@@ -60,6 +60,26 @@ def test_upload_a_photo_and_read_the_top_label(browser, live_server, photos, tmp
     page.close()
 
 
+def test_heatmap_next_to_the_labels(browser, live_server, photos):
+    """With "Heatmap" ticked, the page shows the Grad-CAM overlay of the top label under the photo."""
+    page = browser.new_page()
+    errors = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.goto(live_server.url + "/")
+    page.wait_for_selector("#model option[value='tiny']", state="attached", timeout=15_000)
+    page.check("#explain")
+    page.set_input_files("#file", str(photos["coffee"]))
+    page.wait_for_selector("#results li .label", timeout=15_000)
+    page.wait_for_selector("#heatmap[src^='data:image/png;base64,']", timeout=60_000)
+    assert page.locator("#heatmap").evaluate("img => img.decode().then(() => img.naturalWidth)") > 0
+    top = page.locator("#results li .label").first.inner_text()
+    assert page.locator("#heatmap-figure").is_visible()
+    assert page.locator("#heatmap").get_attribute("src").startswith("data:image/png;base64,")
+    assert f"Grad-CAM for {top}" in page.locator("#heatmap-caption").inner_text()
+    assert errors == [], errors
+    page.close()
+
+
 def test_docs_render_offline_under_their_csp(browser, live_server):
     """Swagger UI at /docs draws the API's operations with nothing fetched from outside and no CSP violation."""
     page = browser.new_page()
@@ -109,8 +129,11 @@ def test_search_page_shows_a_grid_of_similar_items(browser, tiny_bundle, photos,
         page.wait_for_selector("#hits li", timeout=30_000)
         ids = page.locator("#hits li .id").all_inner_texts()
         assert len(ids) == 3 and ids[0] == "rocket.jpg", ids
-        page.wait_for_function("[...document.querySelectorAll('#hits img')].every(i => i.complete && i.naturalWidth > 0)",
-                               timeout=30_000)
+        for i in range(3):  # thumbnails arrive as blob: URLs once fetched with the key header
+            img = page.locator("#hits li img").nth(i)
+            img.wait_for(state="attached")
+            page.wait_for_selector(f"#hits li:nth-child({i + 1}) img[src^='blob:']", timeout=30_000)
+            assert img.evaluate("img => img.decode().then(() => img.naturalWidth)") > 0
         assert page.locator("#hits li .score").first.inner_text().startswith("similarity 1.0")
         assert outside == [] and errors == [], (outside, errors)
         page.close()

@@ -128,11 +128,30 @@ async function postImage(url, file, ids) {
   return resp.json();
 }
 
+// Grad-CAM of the top label (POST :explain) shown under the photo: where the model looked.
+async function showHeatmap(file, name, label) {
+  $("heatmap-caption").textContent = "explaining…";
+  $("heatmap-figure").hidden = false;
+  const form = new FormData();
+  form.append("image", file, file.name);
+  const url = `/v1/models/${encodeURIComponent(name)}:explain?method=gradcam&output=overlay&target=${encodeURIComponent(label)}`;
+  const resp = await fetch(url, { method: "POST", body: form, headers: headers() }).catch(() => null);
+  if (resp === null || !resp.ok) {
+    $("heatmap-figure").hidden = true;
+    showError(resp === null ? "The server could not be reached for the heatmap." : await problemMessage(resp));
+    return;
+  }
+  const e = (await resp.json()).explanations[0];
+  $("heatmap").src = "data:image/png;base64," + e.overlay_png;
+  $("heatmap-caption").textContent = `Grad-CAM for ${e.target}: red is where the evidence for it lies`;
+}
+
 async function classify(file) {
   const name = $("model").value;
   if (!file) return;
   if (!name) { showError("No model is loaded on this server."); return; }
   $("results").replaceChildren();
+  $("heatmap-figure").hidden = true;
   const topk = Math.min(20, Math.max(1, parseInt($("topk").value, 10) || 5));
   const started = performance.now();
   const body = await postImage(`/v1/models/${encodeURIComponent(name)}:predict?top_k=${topk}`, file,
@@ -140,6 +159,8 @@ async function classify(file) {
   if (body === null) return;
   $("timing").textContent = `(${(performance.now() - started).toFixed(0)} ms)`;
   renderResults(body.predictions[0]);
+  const model = models.find((m) => m.name === name);
+  if ($("explain").checked && model && model.task === "classify") showHeatmap(file, name, body.predictions[0].label);
 }
 
 // The drop zone (#drop, #file) calls onFile with the chosen file; the key row (#api-key) stores a key
