@@ -64,10 +64,10 @@ def register(app: typer.Typer) -> None:
         from recog.cli.progress import bar, console
         from recog.data.decode import decode_many
         from recog.features import draw, extract
-        from recog.features.classical import _check_kind
+        from recog.features.classical import check_kind
         from recog.io import load_image
 
-        _check_kind(kind)
+        check_kind(kind)
         paths, missing = expand_inputs(inputs)
         options = {"method": corners} if kind == "corners" else {}
         folder = (draw_dir or out.with_name(out.stem + "_draw")) if draw_ else None

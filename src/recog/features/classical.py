@@ -124,7 +124,7 @@ _EXTRACT: dict[str, Callable[..., np.ndarray]] = {
 }
 
 
-def _check_kind(kind: str) -> None:
+def check_kind(kind: str) -> None:
     if kind not in KINDS:
         raise ConfigError(f"unknown feature kind {kind!r}.", hint=did_you_mean(kind, KINDS) or f"use one of {', '.join(KINDS)}")
 
@@ -136,14 +136,14 @@ def extract(image: Image.Image, kind: str, *, size: int = DEFAULT_SIZE, **option
         >>> extract(Image.new("RGB", (50, 40)), "lbp").shape
         (10,)
     """
-    _check_kind(kind)
+    check_kind(kind)
     rgb, grey = _prepare(image, size)
     return np.asarray(_EXTRACT[kind](rgb, grey, **options), dtype=np.float32)
 
 
 def feature_names(kind: str, length: int) -> list[str]:
     """Column names for a vector of ``kind`` (``hog_0`` ... or the named parts)."""
-    _check_kind(kind)
+    check_kind(kind)
     return [f"{kind}_{i}" for i in range(length)]
 
 
@@ -152,7 +152,7 @@ def draw(image: Image.Image, kind: str, *, size: int = DEFAULT_SIZE, **options: 
     or the colour histograms as bars under the image. At the original size (colour: plus the bars)."""
     import cv2
 
-    _check_kind(kind)
+    check_kind(kind)
     rgb = np.asarray(image.convert("RGB"))
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     if kind == "hog":
