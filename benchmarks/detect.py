@@ -6,6 +6,7 @@ Usage (from the repository root; the machine's load is printed with every figure
     python benchmarks/detect.py eval   --bundle runs/bccd-detect/best [--data ...]
     python benchmarks/detect.py export --bundle runs/bccd-detect/best [--data ...]   # fp32 + int8 (calibrated on train)
     python benchmarks/detect.py latency --bundle runs/bccd-detect/best [--threads 2]
+    python benchmarks/detect.py hog    [--data ...]     # the HOG + linear SVM baseline on the same split
 
 * ``train`` runs ``recog train DATA --task detect --out RUN`` (every option at its
   default) and reports wall time, CPU time of the process and the load.
@@ -15,6 +16,8 @@ Usage (from the repository root; the machine's load is printed with every figure
   split calibrates; the val split judges the mAP@0.5 drop).
 * ``latency``: :func:`recog.runtime.bench.run_bench` at batch 1 (preprocessing
   excluded): p50/p95 per backend and the share of the float32 matmul ceiling.
+* ``hog``: :mod:`recog.detect.classical` trained on the train split at full
+  resolution, test mAP by the same pycocotools code.
 """
 
 from __future__ import annotations
@@ -86,9 +89,35 @@ def cmd_latency(args: argparse.Namespace) -> dict:
             "load_start": start, "load_end": load()}
 
 
+def cmd_hog(args: argparse.Namespace) -> dict:
+    import numpy as np
+
+    from recog.detect.classical import detect_hog_svm, fit_hog_svm
+    from recog.detect.formats import load_boxes
+    from recog.detect.metrics import ImageBoxes, coco_map
+    from recog.io import load_image
+
+    ds = load_boxes(args.data)
+    train, test = ds.split("train"), ds.split("test")
+    start, t0, c0 = load(), time.perf_counter(), time.process_time()
+    model = fit_hog_svm([np.asarray(load_image(s.path)) for s in train], [s.boxes for s in train],
+                        [s.classes(ds.labels) for s in train], ds.labels, threads=args.threads)
+    fit_s = time.perf_counter() - t0
+    truth, dets = [], []
+    for s in test:
+        image = np.asarray(load_image(s.path))
+        boxes, scores, classes = detect_hog_svm(model, image)
+        truth.append(ImageBoxes(s.boxes, s.classes(ds.labels), size=(image.shape[1], image.shape[0])))
+        dets.append(ImageBoxes(boxes, classes, scores))
+    m = coco_map(truth, dets, ds.labels)
+    return {"map50": m["map50"], "map": m["map"], "per_class_ap50": {k: v["ap50"] for k, v in m["per_class"].items()},
+            "detectors": len(model.detectors), "boxes_left_out": model.dropped, "fit_s": round(fit_s, 1),
+            "cpu_s": round(time.process_time() - c0, 1), "load_start": start, "load_end": load()}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=("train", "eval", "export", "latency"))
+    p.add_argument("what", choices=("train", "eval", "export", "latency", "hog"))
     p.add_argument("--data", type=Path, default=BCCD)
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "bccd-detect")
     p.add_argument("--bundle", type=Path, default=ROOT / "runs" / "bccd-detect" / "best")
@@ -97,7 +126,8 @@ def main() -> None:
     args = p.parse_args()
     if not args.data.exists():
         sys.exit(f"no data at {args.data} (see ../shared/data/README.md)")
-    result = {"train": cmd_train, "eval": cmd_eval, "export": cmd_export, "latency": cmd_latency}[args.what](args)
+    result = {"train": cmd_train, "eval": cmd_eval, "export": cmd_export, "latency": cmd_latency,
+              "hog": cmd_hog}[args.what](args)
     print(json.dumps(result, indent=2))
 
 
