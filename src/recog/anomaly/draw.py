@@ -51,26 +51,51 @@ def overlay(image: np.ndarray, norm_map: np.ndarray, boxes: Sequence[Sequence[fl
     return np.asarray(pil)
 
 
-def draw_result(source: Any, result: Any, out: str | Path) -> Path:
-    """Write the overlay PNG of an :class:`~recog.types.AnomalyResult` for ``source`` (read by the safe loader).
+def overlay_png(source: Any, result: Any, *, max_side: int | None = None, max_pixels: int | None = None) -> bytes:
+    """PNG bytes of the overlay of an :class:`~recog.types.AnomalyResult` over ``source`` (read by the safe
+    loader), with the verdict and normalized score as caption.
 
     Boxes are drawn in the image's own pixels (the result's ``image_size`` frame is scaled to it).
+    ``max_side`` shrinks the image first so its longest side is at most that many pixels (the service's
+    ``?overlay=true`` keeps responses small this way).
     """
+    import io
+
     from PIL import Image
 
     from recog.io import load_image
 
-    img = np.asarray(load_image(source))
+    caps = {} if max_pixels is None else {"max_pixels": max_pixels}
+    pil = load_image(source, reduce_to=None if max_side is None else (max_side, max_side), **caps)
+    if max_side is not None and max(pil.size) > max_side:
+        pil.thumbnail((max_side, max_side), Image.BILINEAR)
+    img = np.asarray(pil)
     h, w = img.shape[:2]
     fw, fh = result.image_size or (w, h)
     sx, sy = w / fw, h / fh
     boxes = [(x1 * sx, y1 * sy, x2 * sx, y2 * sy) for x1, y1, x2, y2 in result.boxes]
     norm = result.normalized_score
     caption = f"{result.verdict} {norm:.2f}" if norm is not None else f"score {result.score:.3g}"
+    buf = io.BytesIO()
+    Image.fromarray(overlay(img, result.heatmap, boxes, caption=caption)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def draw_result(source: Any, result: Any, out: str | Path) -> Path:
+    """Write the overlay PNG (:func:`overlay_png`, at the image's size) of ``result`` for ``source``."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(overlay(img, result.heatmap, boxes, caption=caption)).save(out, format="PNG")
+    out.write_bytes(overlay_png(source, result))
     return out
+
+
+def overlay_base64(datas: Sequence[bytes], results: Sequence[Any], *, max_side: int = 768,
+                   max_pixels: int | None = None) -> list[str]:
+    """Base64 PNG overlays (longest side at most ``max_side``) of uploaded images and their results."""
+    import base64
+
+    return [base64.b64encode(overlay_png(d, r, max_side=max_side, max_pixels=max_pixels)).decode("ascii")
+            for d, r in zip(datas, results)]
 
 
 def overlay_paths(sources: Sequence[Any], out: str | Path) -> list[Path]:

@@ -76,10 +76,15 @@ async def _run_model(request: Request, name: str, deadline: Deadline, head: str)
 async def predict(request: Request, name: str = ModelName, deadline: Deadline = Depends(request_deadline),
                   top_k: int | None = Query(None, ge=1, le=1000, description="labels per image (default 5)"),
                   min_score: float | None = Query(None, ge=0, le=1, description="detect models: lowest box score "
-                                                                                "kept (default 0.3)")
+                                                                                "kept (default 0.3)"),
+                  threshold: float | None = Query(None, gt=0, description="anomaly models: score above which an "
+                                                                          "image fails (default: the bundle's)"),
+                  overlay: bool = Query(False, description="anomaly models: add overlay_png, the heatmap and defect "
+                                                           "boxes over the image (base64 PNG, longest side 768 px)")
                   ) -> JSONResponse:
     """Classify models answer labels; detect models boxes in pixels of each uploaded image (``boxes``,
-    ``scores``, ``class_ids``, ``labels``, ``counts``); anomaly models a verdict and defect regions."""
+    ``scores``, ``class_ids``, ``labels``, ``counts``); anomaly models a verdict, score, normalized score
+    (1.0 = threshold) and defect regions, plus ``overlay_png`` when asked (``overlay=true``)."""
     from recog.detect.formats import image_frame
 
     started = time.perf_counter()
@@ -91,10 +96,22 @@ async def predict(request: Request, name: str = ModelName, deadline: Deadline = 
         if model.manifest.task != "detect":
             raise BadRequestError(f"min_score applies to detect models; {name!r} is a {model.manifest.task!r} model.")
         options["min_score"] = min_score
+    if (threshold is not None or overlay) and model.manifest.task != "anomaly":
+        raise BadRequestError(f"threshold and overlay apply to anomaly models; {name!r} is a "
+                              f"{model.manifest.task!r} model.")
+    if threshold is not None:
+        options["threshold"] = threshold
     results = model.postprocess(raw, top_k=k, sources=[u.name for u in uploads], **options)
-    return JSONResponse({"model": name, "version": served.version,
-                         "predictions": logged(state_of(request).prediction_log, name, model.manifest, uploads,
-                                               results, raw, started)})
+    predictions = logged(state_of(request).prediction_log, name, model.manifest, uploads, results, raw, started)
+    if overlay:
+        from recog.anomaly.draw import overlay_base64
+
+        pngs = await deadline.run(None, lambda: overlay_base64([u.data for u in uploads], results,
+                                                               max_pixels=state_of(request).settings.max_pixels),
+                                  "while drawing overlays")
+        for d, png in zip(predictions, pngs):
+            d["overlay_png"] = png
+    return JSONResponse({"model": name, "version": served.version, "predictions": predictions})
 
 
 @router.post("/models/{name}:embed", summary="L2-normalised embeddings of one or several images",
