@@ -90,3 +90,16 @@ def test_evaluate_refuses_data_of_the_other_task(tiny_detector, tiny_bundle, sha
     assert res.exit_code != 0 and "is a 'detect' model" in str(res.exception)
     res = runner.invoke(app, ["evaluate", str(tiny_bundle), str(shapes_voc)])
     assert res.exit_code != 0 and "'classify' model" in str(res.exception) and "VOC" in str(res.exception)
+
+
+def test_in_memory_images_get_boxes_in_their_own_pixels(tiny_detector, shapes_voc):
+    from PIL import Image
+
+    model = recog.load(tiny_detector)
+    path = sorted((shapes_voc / "JPEGImages").glob("*.png"))[2]
+    from_path = model.predict(path, min_score=0.05)
+    array = np.asarray(Image.open(path).convert("RGB"))
+    for source in (array, Image.open(path), path.read_bytes()):
+        d = model.predict(source, min_score=0.05)
+        assert d.image_size == (96, 72)
+        np.testing.assert_allclose(d.boxes, from_path.boxes, atol=0.05)

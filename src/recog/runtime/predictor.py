@@ -119,6 +119,8 @@ class Predictor:
         if failures:
             raise failures[0][1]
         names = [str(x) if isinstance(x, (str, Path)) else None for x in items]
+        if "image_sizes" not in options:  # boxes (detect, anomaly) in pixels of in-memory inputs too
+            options["image_sizes"] = [_frame(x) for x in items]
         results = self.postprocess(raw, sources=names, **options)
         return results[0] if single else results
 
@@ -159,6 +161,20 @@ class Predictor:
         if failures:
             raise failures[0][1]
         return raw[0] if single else raw
+
+
+def _frame(source: ImageSource) -> tuple[int, int] | None:
+    """(width, height) of an in-memory image (bytes, PIL, array) as decoded; None for paths (tasks read the header)."""
+    if isinstance(source, np.ndarray) and source.ndim == 3:
+        return int(source.shape[1]), int(source.shape[0])
+    if isinstance(source, bytes):
+        from recog.detect.formats import image_frame
+
+        return image_frame(source)
+    if hasattr(source, "size") and hasattr(source, "getexif"):  # a PIL image: load_image applies its EXIF rotation
+        w, h = source.size
+        return (h, w) if source.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (w, h)
+    return None
 
 
 def load(path: str | Path, *, backend: str = "auto", **options: Any) -> Predictor:
