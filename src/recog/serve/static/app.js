@@ -153,13 +153,16 @@ async function classify(file) {
   $("results").replaceChildren();
   $("heatmap-figure").hidden = true;
   const topk = Math.min(20, Math.max(1, parseInt($("topk").value, 10) || 5));
+  const model = models.find((m) => m.name === name);
+  const anomaly = model && model.task === "anomaly";  // anomaly.js: verdict, score and heatmap overlay
+  $("results-title").textContent = anomaly ? "Inspection" : "Top labels";
   const started = performance.now();
-  const body = await postImage(`/v1/models/${encodeURIComponent(name)}:predict?top_k=${topk}`, file,
-                               { output: "output", preview: "preview", name: "filename", timing: "timing" });
+  const body = await postImage(`/v1/models/${encodeURIComponent(name)}:predict?` + (anomaly ? "overlay=true" : `top_k=${topk}`),
+                               file, { output: "output", preview: "preview", name: "filename", timing: "timing" });
   if (body === null) return;
   $("timing").textContent = `(${(performance.now() - started).toFixed(0)} ms)`;
+  if (anomaly) { renderAnomaly(body.predictions[0]); return; }
   renderResults(body.predictions[0]);
-  const model = models.find((m) => m.name === name);
   if ($("explain").checked && model && model.task === "classify") showHeatmap(file, name, body.predictions[0].label);
 }
 
