@@ -26,6 +26,10 @@ from recog.detect.boxes import batched_nms, iou_matrix
 
 ASPECT_SPREAD = 0.25
 MAX_OVERLAP = 0.45
+#: dlib's window must reach IoU 0.5 with every box: boxes more than this factor off the cluster's
+#: median aspect ratio, or under MIN_AREA pixels, are left out of training (counted in ``dropped``).
+MAX_ASPECT_FACTOR = 1.6
+MIN_AREA = 110.0  # dlib wants ~400 px after its upsampling (upsample_limit 1: x2 per side)
 
 
 @dataclass
@@ -36,13 +40,17 @@ class HogSvm:
     classes: list[int]
     labels: tuple[str, ...]
     dropped: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
 def _separable(boxes: np.ndarray) -> np.ndarray:
     """Mask of boxes dlib can learn together: none overlaps a larger kept box by more than MAX_OVERLAP."""
-    order = np.argsort(-(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    order = np.argsort(-area)
     keep = np.zeros(len(boxes), bool)
     for i in order:
+        if area[i] < MIN_AREA:
+            continue
         if not keep.any() or iou_matrix(boxes[i:i + 1], boxes[keep]).max() <= MAX_OVERLAP:
             keep[i] = True
     return keep
@@ -63,11 +71,17 @@ def fit_hog_svm(images: Sequence[np.ndarray], boxes: Sequence[np.ndarray], class
         cuts = [-np.inf, np.inf] if aspect.std() <= ASPECT_SPREAD else [-np.inf, float(np.median(aspect)), np.inf]
         side = float(np.clip(np.median(np.sqrt(wh[:, 0] * wh[:, 1])), 36, 80))
         for lo, hi in zip(cuts, cuts[1:]):
+            inside = aspect[(aspect > lo) & (aspect <= hi)]
+            centre = float(np.median(inside)) if len(inside) else 0.0
+            tight = (max(lo, centre - np.log(MAX_ASPECT_FACTOR)), min(hi, centre + np.log(MAX_ASPECT_FACTOR)))
             imgs, rects = [], []
             for img, b, k in zip(images, boxes, classes):
                 mine = b[k == c]
                 a = np.log(np.maximum(mine[:, 2] - mine[:, 0], 1) / np.maximum(mine[:, 3] - mine[:, 1], 1))
-                mine = mine[(a > lo) & (a <= hi)] if len(mine) else mine
+                member = (a > lo) & (a <= hi)
+                fits = member & (a > tight[0]) & (a <= tight[1])
+                model.dropped[name] = model.dropped.get(name, 0) + int((member & ~fits).sum())
+                mine = mine[fits]
                 if len(mine):
                     keep = _separable(mine)
                     model.dropped[name] = model.dropped.get(name, 0) + int((~keep).sum())
@@ -84,7 +98,11 @@ def fit_hog_svm(images: Sequence[np.ndarray], boxes: Sequence[np.ndarray], class
             options.upsample_limit = 1
             if max_seconds:
                 options.max_runtime_seconds = max_seconds
-            model.detectors.append(dlib.train_simple_object_detector(imgs, rects, options))
+            try:
+                model.detectors.append(dlib.train_simple_object_detector(imgs, rects, options))
+            except RuntimeError as exc:  # dlib still found the set impossible: this class gets no detector
+                model.skipped[name] = " ".join(str(exc).split())[:200]
+                continue
             model.classes.append(c)
     return model
 
