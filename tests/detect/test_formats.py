@@ -161,3 +161,16 @@ def test_convert_round_trip(shapes_voc, tmp_path, fmt):
         assert after[name][0] == split
         np.testing.assert_allclose([b for _, b in after[name][1]], [b for _, b in boxes], atol=0.05)
         assert [n for n, _ in after[name][1]] == [n for n, _ in boxes]
+
+
+def test_image_frame_applies_exif_rotation(tmp_path):
+    from recog.detect.formats import image_frame
+    from recog.io import load_image
+
+    img = Image.fromarray(np.zeros((40, 100, 3), np.uint8))
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90° on display
+    img.save(tmp_path / "r.jpg", exif=exif)
+    assert image_frame(tmp_path / "r.jpg") == (40, 100) == load_image(tmp_path / "r.jpg").size
+    assert image_frame((tmp_path / "r.jpg").read_bytes()) == (40, 100)
+    assert image_frame(b"not an image") is None
