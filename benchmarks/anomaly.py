@@ -14,7 +14,7 @@ templates (good). Figures:
 * **box hit share**: of the annotated defect boxes, the share that contains
   a heatmap peak (a local maximum, 15-pixel window at the model input, above
   the threshold); and the share whose heatmap maximum is above the threshold;
-* **pixel AUROC** with the boxes filled in as masks;
+* **pixel AUROC** and **PRO** (area up to 30% pixel FPR) with the boxes filled in as masks;
 * **latency** p50 at batch 1 (decode + network + search + heatmap) with the
   torch backend and, after ``recog export`` (fp32 ONNX, checked on the
   held-out pairs), with ONNX Runtime, interleaved image by image; training
@@ -149,7 +149,8 @@ def figures(goods: list, defects: list, defect_pairs: list[dict], threshold: flo
             "boxes": len(peak_hits), "box_peak_share": round(float(np.mean(peak_hits)), 4),
             "box_above_share": round(float(np.mean(above_hits)), 4),
             "box_peak_share_at_f1_threshold": round(float(np.mean(f1_hits)), 4),
-            "pixel_auroc": round(px["pixel_auroc"], 4) if px else None}
+            "pixel_auroc": round(px["pixel_auroc"], 4) if px else None,
+            "pro_auc_30": round(px["pro_auc_30"], 4) if px else None}
 
 
 def main() -> None:
@@ -248,12 +249,12 @@ def main() -> None:
                "latency_p50_ms_batch1": latency, "threads": args.threads, "results": results,
                "bank_sweep": sweep, "onnx_check": onnx_check}
     print(f"\n{'protocol':<18} {'good':>4} {'defect':>6} {'AUROC':>6} {'AP':>6} {'F1@thr':>6} {'FRR':>6} "
-          f"{'escape':>6} {'F1opt':>6} {'boxes':>5} {'peak':>6} {'above':>6} {'peakF1':>6} {'pxAUROC':>7}")
+          f"{'escape':>6} {'F1opt':>6} {'boxes':>5} {'peak':>6} {'above':>6} {'peakF1':>6} {'pxAUROC':>7} {'PRO30':>6}")
     for name, r in results.items():
         print(f"{name:<18} {r['good']:>4} {r['defect']:>6} {r['image_auroc']:>6.4f} {r['image_ap']:>6.4f} "
               f"{r['f1_at_threshold']:>6.4f} {r['false_reject_rate']:>6.3f} {r['escape_rate']:>6.3f} "
               f"{r['f1_optimal']:>6.4f} {r['boxes']:>5} {r['box_peak_share']:>6.3f} {r['box_above_share']:>6.3f} "
-              f"{r['box_peak_share_at_f1_threshold']:>6.3f} {r['pixel_auroc']:>7.4f}")
+              f"{r['box_peak_share_at_f1_threshold']:>6.3f} {r['pixel_auroc']:>7.4f} {r['pro_auc_30']:>6.4f}")
     lat = "; ".join(f"{t} thread{'s' if t > 1 else ''}: " + ", ".join(f"{b} {ms} ms" for b, ms in v.items())
                     for t, v in latency.items())
     print(f"\nbank {summary['bank']} x {summary['feature_dim']}, input {summary['input_px']} px, training "

@@ -144,6 +144,7 @@ def test_evaluate_writes_metrics_report_and_records_the_f1_threshold(fitted, par
     m = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert m["num_good"] == 4 and m["num_defect"] == 4 and m["split"] == "test"
     assert m["image_auroc"] == 1.0 and m["pixel"]["pixel_auroc"] > 0.9
+    assert m["pixel"]["regions"] == 4 and m["pixel"]["pro_auc_30"] > 0.5
     assert m["at_threshold"]["recall"] == 1.0 and m["f1_optimal"]["f1"] == 1.0
     html = res.report.read_text()
     assert "Score histogram" in html and "data:image/png;base64," in html and "Escapes" in html
@@ -236,6 +237,23 @@ def test_regions_and_grid_are_pure_functions():
     assert boxes == [[100.0, 10.0, 140.0, 25.0], [10.0, 75.0, 30.0, 85.0]] and scores == [3.0, 1.5]
     assert grid_shape(16 * 12, (128, 96)) == (16, 12) and grid_shape(16, (32, 32)) == (4, 4)
     assert box_hits(peaks(m, window=3), [[9, 1, 15, 6], [0, 0, 1, 1]]).tolist() == [True, False]
+
+
+def test_pro_averages_regions_so_a_small_defect_counts_as_much_as_a_large_one():
+    from recog.metrics.anomaly import pro_auc
+
+    rng = np.random.default_rng(0)
+    noise = rng.random((64, 64))
+    mask = np.zeros((64, 64), bool)
+    mask[5:8, 5:8] = True  # 9 pixels
+    mask[30:60, 20:60] = True  # 1,200 pixels
+    found_small, found_large = noise.copy(), noise.copy()
+    found_small[5:8, 5:8] += 2.0
+    found_large[30:60, 20:60] += 2.0
+    assert pro_auc([noise + 2.0 * mask], [mask]) == (1.0, 2)
+    small, large = pro_auc([found_small], [mask])[0], pro_auc([found_large], [mask])[0]
+    assert 0.5 < small < 0.65 and 0.5 < large < 0.65  # one region of two found: about half, whatever its size
+    assert pro_auc([noise], [mask])[0] < 0.2  # chance: the mean FPR over [0, 0.3] is 0.15
 
 
 def test_coreset_keeps_the_outlier():

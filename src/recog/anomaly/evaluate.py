@@ -71,7 +71,8 @@ def evaluate_anomaly(predictor: Any, data: Any, *, split: str | None, out: Path,
         summary.append(f"F1-optimal threshold on this data: {m['f1_optimal']['threshold']:.4g} "
                        f"(F1 {_f(m['f1_optimal']['f1'])}){note}")
     if m["pixel"]:
-        summary.append(f"pixel AUROC {m['pixel']['pixel_auroc']:.4f} on {m['pixel']['images']} images with masks")
+        summary.append(f"pixel AUROC {m['pixel']['pixel_auroc']:.4f}, PRO (to 30% FPR) {_f(m['pixel']['pro_auc_30'])} "
+                       f"on {m['pixel']['images']} images with masks")
     return m, report, split_name, failures, summary
 
 
