@@ -186,6 +186,11 @@ def test_predict_draw_writes_overlays_and_refuses_other_tasks(fitted, parts, tmp
     from PIL import Image
 
     assert Image.open(tmp_path / "heat.png").size == (256, 256)
+    res = runner.invoke(app, ["predict", str(fitted), image, "--format", "jsonl", "--threshold", str(2 * row["score"])])
+    lenient = json.loads(next(line for line in res.stdout.splitlines() if line.startswith("{")))
+    assert res.exit_code == 0 and lenient["verdict"] == "pass" and lenient["normalized_score"] == pytest.approx(0.5)
+    res = runner.invoke(app, ["predict", str(classifier), image, "--threshold", "3"])
+    assert res.exit_code != 0 and "`recog predict --threshold` needs a 'anomaly' model" in str(res.exception)
     res = runner.invoke(app, ["predict", str(classifier), image, "--draw", str(tmp_path / "x.png")])
     assert res.exit_code != 0 and "'classify' model; `recog predict --draw` needs a 'anomaly'" in str(res.exception)
 

@@ -60,6 +60,7 @@ def register(app: typer.Typer) -> None:
         api_key: Optional[str] = typer.Option(None, "--api-key", envvar="RECOG_API_KEY", help="API key for --server."),
         draw: Optional[str] = typer.Option(None, "--draw", help="Anomaly models: write a heatmap + defect-box overlay PNG; detect models: the image with its boxes (a folder for several images)."),
         min_score: Optional[float] = typer.Option(None, "--min-score", min=0.0, max=1.0, help="Detect models: lowest box score kept. [default: 0.3]"),
+        threshold: Optional[float] = typer.Option(None, "--threshold", help="Anomaly models: score above which an image fails. [default: the bundle's]"),
     ) -> None:
         """Predict: labels (classify) or the task's results. Exits 1 when any input failed, listing them on stderr."""
         from recog.cli.inputs import expand_inputs
@@ -74,8 +75,8 @@ def register(app: typer.Typer) -> None:
             bundle, items = args[0], args[1:]
         else:
             bundle, items = None, args
-            if draw is not None:
-                raise typer.BadParameter("--draw needs the heatmaps, which a server does not send; predict locally")
+            if draw is not None or threshold is not None:
+                raise typer.BadParameter("--draw and --threshold work on a local bundle; predict locally")
         paths, missing = expand_inputs(items)
         results: list = []
         if paths:
@@ -94,6 +95,9 @@ def register(app: typer.Typer) -> None:
                 options = {} if min_score is None else {"min_score": min_score}
                 if options:
                     require_task(model.manifest, "detect", command="recog predict --min-score")
+                if threshold is not None:
+                    require_task(model.manifest, "anomaly", command="recog predict --threshold")
+                    options["threshold"] = threshold
                 with bar(f"predicting ({model.backend.name})", len(paths)) as advance:
                     results = model.predict_many(paths, top_k=top_k, batch_size=batch_size, progress=advance,
                                                  **options)
