@@ -141,3 +141,19 @@ def test_drift_gauges_per_model(digits_model, digits_tree, tmp_path):
     assert log.drift["digits"]["images"] == 20 and log.drift["digits"]["status"] in ("ok", "drift")
     text = generate_latest(registry).decode()
     assert 'recog_drift_status{model="digits"}' in text and 'recog_ood_rate{model="digits"}' in text
+
+
+async def test_feedback_on_a_locked_log_is_503(digits_model, digits_tree, tmp_path, serving):
+    db = tmp_path / "ops.db"
+    async with serving(digits_model, tmp_path, log_predictions=db) as (app, client):
+        pid = (await client.post("/v1/models/digits:predict", files=_digit_files(digits_tree, 1))).json()["predictions"][0]["prediction_id"]
+        app.state.recog.prediction_log.flush()
+        blocker = sqlite3.connect(db, timeout=0)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            r = await client.post("/v1/models/digits:feedback", json={"prediction_id": pid, "label": "7"})
+        finally:
+            blocker.rollback()
+            blocker.close()
+        assert r.status_code == 503 and r.json()["code"] == "log_unavailable"
+        assert sqlite3.connect(db).execute("SELECT count(*) FROM feedback").fetchone() == (0,)

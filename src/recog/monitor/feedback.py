@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recog.errors import ConfigError, NotFoundError
+from recog.errors import ConfigError, NotFoundError, RecogError
 from recog.monitor.log import connect
 
 MAX_LABEL = 200
@@ -26,19 +26,29 @@ TO_LABEL = ".to-label"
 _EXT = {"jpeg": "jpg", "tiff": "tif"}
 
 
-def open_log_db(path: str | Path) -> sqlite3.Connection:
+class LogUnavailableError(RecogError):
+    """The prediction log cannot be read or written now (locked by another process, disk full)."""
+
+    code = "log_unavailable"
+    http_status = 503
+
+
+def open_log_db(path: str | Path, *, timeout: float = 5.0) -> sqlite3.Connection:
     """An existing prediction log (a missing file is refused instead of created)."""
     if not Path(path).is_file():
         raise NotFoundError(f"{path}: no prediction log there.",
                             hint="start the service with `recog serve BUNDLE --log-predictions FILE`")
     try:
-        return connect(path)
+        return connect(path, timeout=timeout)
+    except sqlite3.OperationalError as exc:  # locked, disk full: try later
+        raise LogUnavailableError(f"{path}: the prediction log is unavailable ({exc}).",
+                                  hint="retry later; GET /health says why the log is degraded") from exc
     except sqlite3.DatabaseError as exc:
         raise ConfigError(f"{path}: not a readable prediction log ({exc}).") from exc
 
 
 def add_feedback(db: str | Path, prediction_id: str, label: str, *, model: str | None = None,
-                 source: str = "api") -> dict[str, Any]:
+                 source: str = "api", timeout: float = 5.0) -> dict[str, Any]:
     """Record ``label`` as the truth for ``prediction_id``; a second call replaces the first.
 
     Returns:
@@ -47,23 +57,32 @@ def add_feedback(db: str | Path, prediction_id: str, label: str, *, model: str |
     Raises:
         NotFoundError: no such prediction (for ``model`` when given).
         ConfigError: an empty or over-long label.
+        LogUnavailableError: the log stayed locked for ``timeout`` seconds (or the disk is full).
     """
     label = label.strip()
     if not label or len(label) > MAX_LABEL:
         raise ConfigError(f"a feedback label must be 1-{MAX_LABEL} characters, got {len(label)}.")
-    conn = open_log_db(db)
+    conn = open_log_db(db, timeout=timeout)
     try:
-        row = conn.execute("SELECT model, label FROM predictions WHERE id = ?", (prediction_id,)).fetchone()
-        if row is None or (model is not None and row[0] != model):
-            where = f" of model {model!r}" if model else ""
-            raise NotFoundError(f"no logged prediction {prediction_id!r}{where}.",
-                                hint="use the prediction_id a :predict answer returned (ids leave the log "
-                                     "when it rotates)")
-        with conn:
-            conn.execute("INSERT OR REPLACE INTO feedback (id, label, ts, source) VALUES (?, ?, ?, ?)",
-                         (prediction_id, label, time.time(), source))
+        return _add(conn, prediction_id, label, model, source)
+    except sqlite3.OperationalError as exc:
+        raise LogUnavailableError(f"{db}: the prediction log is unavailable ({exc}); the feedback was not stored.",
+                                  hint="retry later; GET /health says why the log is degraded") from exc
     finally:
         conn.close()
+
+
+def _add(conn: sqlite3.Connection, prediction_id: str, label: str, model: str | None, source: str) -> dict[str, Any]:
+    """Look the prediction up, store the label (one transaction)."""
+    row = conn.execute("SELECT model, label FROM predictions WHERE id = ?", (prediction_id,)).fetchone()
+    if row is None or (model is not None and row[0] != model):
+        where = f" of model {model!r}" if model else ""
+        raise NotFoundError(f"no logged prediction {prediction_id!r}{where}.",
+                            hint="use the prediction_id a :predict answer returned (ids leave the log "
+                                 "when it rotates)")
+    with conn:
+        conn.execute("INSERT OR REPLACE INTO feedback (id, label, ts, source) VALUES (?, ?, ?, ?)",
+                     (prediction_id, label, time.time(), source))
     return {"prediction_id": prediction_id, "model": row[0], "predicted": row[1], "label": label,
             "correct": row[1] == label}
 

@@ -26,6 +26,8 @@ from recog.serve.problems import problem_responses
 from recog.serve.routers.web import PAGE_CSP, static_dir
 
 router = APIRouter(tags=["monitoring"])
+#: how long feedback waits for a locked log before answering 503.
+FEEDBACK_LOCK_WAIT_S = 1.0
 
 
 class Feedback(BaseModel):
@@ -54,8 +56,15 @@ async def feedback(body: Feedback, request: Request,
     if st.prediction_log is None:
         raise NotFoundError(f"no logged prediction {body.prediction_id!r}: this service does not log predictions.",
                             hint="start it with `recog serve ... --log-predictions ops.db`")
-    await asyncio.to_thread(st.prediction_log.flush, 2.0)  # a prediction answered a moment ago is written
-    return await asyncio.to_thread(add_feedback, st.prediction_log.path, body.prediction_id, body.label, model=name)
+    log = st.prediction_log
+    try:
+        return await asyncio.to_thread(add_feedback, log.path, body.prediction_id, body.label, model=name,
+                                     timeout=FEEDBACK_LOCK_WAIT_S)
+    except NotFoundError:
+        if not await asyncio.to_thread(log.flush, 2.0):  # answered a moment ago: maybe still queued
+            raise
+    return await asyncio.to_thread(add_feedback, log.path, body.prediction_id, body.label, model=name,
+                                     timeout=FEEDBACK_LOCK_WAIT_S)
 
 
 @router.get("/v1/monitor/{name}", summary="Dashboard figures of a model from the prediction log",
