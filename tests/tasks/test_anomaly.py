@@ -158,6 +158,17 @@ def test_evaluate_writes_metrics_report_and_records_the_f1_threshold(fitted, par
     set_threshold(fitted, "false_reject_rate")  # back, for the other tests
     assert read_manifest(fitted).calibration["rule"] == "false_reject_rate"
 
+    from typer.testing import CliRunner
+
+    from recog.cli.main import app
+
+    shown = CliRunner().invoke(app, ["anomaly", "threshold", str(fitted)])
+    assert shown.exit_code == 0 and json.loads(shown.stdout)["candidates"]["f1"]["threshold"] == recorded
+    adopted = CliRunner().invoke(app, ["anomaly", "threshold", str(fitted), "f1"])
+    assert adopted.exit_code == 0 and read_manifest(fitted).calibration["threshold"] == recorded
+    CliRunner().invoke(app, ["anomaly", "threshold", str(fitted), "false_reject_rate"])
+    assert read_manifest(fitted).calibration["rule"] == "false_reject_rate"
+
 
 def test_classify_only_commands_refuse_an_anomaly_bundle_naming_the_task(fitted, tmp_path):
     from recog.errors import ConfigError
