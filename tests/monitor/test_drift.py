@@ -38,7 +38,7 @@ def _log(db, model_path, paths, *, store_images=False):
     model = recog.load(model_path)
     raw, _, _ = model.outputs_many([str(p) for p in paths])
     results = model.postprocess(raw, sources=[p.name for p in paths])
-    log = PredictionLog(db, store_images=store_images)
+    log = PredictionLog(db, store_images=store_images, stats_per_s=float("inf"))  # statistics of every image
     ids = [log.record("digits", model.manifest.version, [(p.read_bytes(), p.name)], [r], raw[i:i + 1], 2.0,
                       model.manifest)[0] for i, (p, r) in enumerate(zip(paths, results))]
     log.close()

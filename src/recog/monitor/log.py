@@ -114,11 +114,14 @@ class PredictionLog:
         store_images: keep the image bytes (needed by ``recog feedback export``).
         max_rows, max_mb: the ring's bounds; the oldest rows go first.
         queue_size: entries waiting for the writer; past it new ones are dropped and counted.
+        stats_per_s: images a second whose pixel statistics (brightness, contrast, blur) are
+            computed; the others get their size only (a decode costs as much as a small model's
+            inference: benchmarks/prediction_log.py). The drift tests need a sample, not every image.
     """
 
     def __init__(self, path: str | Path, *, store_images: bool = False, max_rows: int = 1_000_000,
                  max_mb: float = 1024.0, queue_size: int = 10_000, busy_timeout: float = 0.2,
-                 drift_every: int = 500, registry: Any = None) -> None:
+                 drift_every: int = 500, registry: Any = None, stats_per_s: float = 10.0) -> None:
         self.path = Path(path)
         self.store_images = store_images
         self.max_rows = max_rows
@@ -133,6 +136,8 @@ class PredictionLog:
         self._pending = 0   # entries queued or being written
         self._registered: set[tuple[str, str]] = set()
         self.drift_every = drift_every
+        self.stats_per_s = stats_per_s
+        self._next_stats = 0.0
         self.drift: dict[str, dict[str, Any]] = {}     # model → last window's verdict (the gauges' values)
         self._since_drift: dict[str, int] = {}
         self._gauges = _drift_gauges(registry) if registry is not None else None
@@ -200,12 +205,17 @@ class PredictionLog:
             self._conn.close()
 
     def _rows(self, entry: tuple) -> list[tuple]:
-        from recog.monitor.stats import image_stats
+        from recog.monitor.stats import image_size_only, image_stats
 
         ids, ts, model, version, images, results, logits, latency_ms, _ = entry
         rows = []
         for pid, (data, name), result, raw in zip(ids, images, results, logits):
-            st = image_stats(data) or {}
+            now = time.monotonic()
+            if now >= self._next_stats:   # pixel statistics for a sample: at most stats_per_s images a second
+                self._next_stats = now + 1.0 / self.stats_per_s
+                st = image_stats(data) or {}
+            else:
+                st = image_size_only(data) or {}
             ood = result.ood
             blob = np.asarray(raw, dtype=np.float32).tobytes() if np.size(raw) <= MAX_LOGITS else None
             rows.append((pid, ts, model, version, hashlib.sha256(data).hexdigest(), name,

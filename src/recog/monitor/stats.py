@@ -40,6 +40,18 @@ def image_stats(source: bytes | str | Path) -> dict[str, float] | None:
             "contrast": float(a.std()), "blur": float(lap.var())}
 
 
+def image_size_only(source: bytes) -> dict[str, float] | None:
+    """``{width, height}`` from the image header alone (no pixel decoding), None when unreadable."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(source)) as im:
+            width, height = im.size
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
+        return None
+    return {"width": float(width), "height": float(height)}
+
+
 def stats_table(sources: Sequence[bytes | str | Path]) -> np.ndarray:
     """``(N, 5)`` float array of :data:`STAT_NAMES` per readable source (unreadable ones dropped)."""
     rows = [image_stats(s) for s in sources]
