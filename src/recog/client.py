@@ -144,7 +144,7 @@ class Client:
 
         Raises:
             recog.errors.ImageError (and subclasses): the service refused the image.
-            recog.errors.AuthError / NotFoundError / OverloadedError / ServiceError.
+            recog.errors.RecogError: AuthError, NotFoundError, OverloadedError or ServiceError, by the answer's code.
         """
         filename, data = _image_part(image)
         body = self._request("POST", f"/v1/models/{self._model(model)}:predict", params={"top_k": top_k},
@@ -161,7 +161,7 @@ class Client:
 
         Raises:
             recog.errors.ImageError (and subclasses): the service refused the image.
-            recog.errors.AuthError / NotFoundError / OverloadedError / ServiceError.
+            recog.errors.RecogError: AuthError, NotFoundError, OverloadedError or ServiceError, by the answer's code.
         """
         filename, data = _image_part(image)
         body = self._request("POST", f"/v1/models/{self._model(model)}:embed",

@@ -104,7 +104,8 @@ def run_server(models: dict[str, str | Path], host: str = "127.0.0.1", port: int
 
     Args:
         models: URL name → bundle folder, e.g. ``{"digits": "runs/digits/best"}``.
-        host, port: where to bind (anything but loopback needs ``api_keys_file=...``).
+        host: the address to bind (anything but loopback needs ``api_keys_file=...``).
+        port: the TCP port.
         settings: any other :class:`~recog.serve.settings.Settings` field.
 
     Example:
