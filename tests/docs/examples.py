@@ -8,6 +8,8 @@ files) or ``<!-- not run: REASON -->``. See docs/writing-docs.md.
 from __future__ import annotations
 
 import re
+import shlex
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,3 +96,43 @@ def blocks(path: Path) -> list[Block]:
 
 def all_blocks() -> list[Block]:
     return [b for f in doc_files() for b in blocks(f)]
+
+
+_OPERATOR_CHARS = set("|&;<>()")
+
+
+def recog_command_lines(code: str) -> Iterator[list[str]]:
+    """The arguments of every ``recog ...`` command in a shell block (pipes, redirects, ``&&`` and comments cut)."""
+    for line in code.replace("\\\n", " ").splitlines():
+        lex = shlex.shlex(line, posix=True, punctuation_chars=True)
+        lex.whitespace_split = True
+        lex.commenters = "#"
+        words: list[str] = []
+        for token in [*lex, ";"]:
+            if set(token) <= _OPERATOR_CHARS:
+                if words and words[0] == "recog":
+                    yield words[1:]
+                words = []
+            else:
+                words.append(token)
+
+
+def parse_recog_command(args: list[str]) -> None:
+    """Parse ``recog ARGS`` with the real command tree, running nothing.
+
+    Raises:
+        click's UsageError (NoSuchOption, MissingParameter, BadParameter...): a command, option or
+        argument the CLI does not have, or one it needs that the line lacks.
+    """
+    import typer
+
+    from recog.cli.main import app
+
+    def parse(command, words: list[str], name: str, parent=None) -> None:
+        ctx = command.make_context(name, list(words), parent=parent)
+        if hasattr(command, "resolve_command"):
+            rest = [*getattr(ctx, "_protected_args", []), *ctx.args]
+            sub_name, sub, rest = command.resolve_command(ctx, rest)
+            parse(sub, rest, sub_name, ctx)
+
+    parse(typer.main.get_command(app), args, "recog")

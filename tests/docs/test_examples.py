@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.docs.examples import EXECUTABLE, PYTHON, Block, all_blocks
+from tests.docs.examples import EXECUTABLE, PYTHON, SHELL, Block, all_blocks, parse_recog_command, recog_command_lines
 from tests.docs.fixtures import FIXTURES, SUITE_FIXTURES, Missing, build
 
 BLOCKS = all_blocks()
@@ -40,6 +40,34 @@ def test_every_example_runs_or_says_why_not():
                 problems.append(f"{b.id}: unknown fixture {name!r} (known: {', '.join(sorted(FIXTURES))})")
     assert not problems, "\n".join(problems)
     assert RUNNABLE, "no runnable example found"
+
+
+def test_every_recog_command_in_the_docs_parses():
+    """Run or not, every `recog ...` line names real commands and options, with every required argument."""
+    problems, seen = [], 0
+    for b in BLOCKS:
+        if b.lang not in SHELL:
+            continue
+        for args in recog_command_lines(b.code):
+            seen += 1
+            try:
+                parse_recog_command(args)
+            except Exception as exc:  # click's UsageError family, raised by the real parser
+                message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+                problems.append(f"{b.id}: recog {' '.join(args)}: {message}")
+    assert not problems, "\n".join(problems)
+    assert seen > 20
+
+
+def test_every_python_example_compiles():
+    problems = []
+    for b in BLOCKS:
+        if b.lang in PYTHON:
+            try:
+                compile(b.code, b.id, "exec")
+            except SyntaxError as exc:
+                problems.append(f"{b.id}: {exc}")
+    assert not problems, "\n".join(problems)
 
 
 @pytest.fixture(scope="session")
