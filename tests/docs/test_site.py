@@ -38,3 +38,22 @@ def test_site_builds_strict_and_offline(tmp_path):
     remote += [f"{p.relative_to(site)}: {m.group(0)}" for p in site.rglob("*.css")
                for m in _REMOTE_CSS.finditer(p.read_text(encoding="utf-8"))]
     assert not remote, "remote assets in the built site:\n" + "\n".join(remote[:20])
+
+
+def test_readme_links_resolve():
+    """The README is not part of the site build, so its relative links are checked here."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        from docs_reference import CLI_PAGE, HTTP_PAGE  # pages that exist only in the built site
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    generated = {f"docs/{CLI_PAGE}", f"docs/{HTTP_PAGE}"}
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        path = target.split("#", 1)[0]
+        if not path or re.match(r"[a-z]+:", path):  # an anchor in the README itself, or a URL
+            continue
+        if path not in generated and not (REPO / path).exists():
+            broken.append(target)
+    assert not broken, f"README.md links to missing files: {broken}"
