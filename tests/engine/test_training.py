@@ -91,3 +91,17 @@ def test_progress_lines_go_to_train_log_and_to_a_redirected_stderr(digits_tree, 
     assert "val_acc" in log[0] and "train_loss" in log[0]
     err = capsys.readouterr().err  # pytest's captured stderr is not a terminal
     assert "epoch 1/2" in err and "epoch 2/2" in err
+
+
+def test_pretrained_lite_presets_default_to_their_measured_transfer_options():
+    from recog.models.registry import get_preset
+
+    measured = get_preset("efficientnet-lite0").transfer_defaults
+    assert measured["strategy"] == "linear"
+    cfg = load_config({"data": "photos/"})  # the default model, pretrained
+    assert (cfg.strategy, cfg.lr) == (measured["strategy"], measured["lr"])
+    # the user's strategy brings its own learning rate; from scratch or another task: the plain defaults
+    assert (load_config({"data": "p/", "strategy": "full"}).lr, load_config({"data": "p/", "strategy": "full"}).strategy) == (1e-3, "full")
+    assert load_config({"data": "p/", "lr": 3e-3}).lr == 3e-3
+    for other in ({"weights": "none"}, {"model": "resnet-tiny"}, {"task": "detect"}):
+        assert load_config({"data": "p/", **other}).strategy == "full", other

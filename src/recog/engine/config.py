@@ -115,10 +115,24 @@ def load_config(values: dict[str, Any]) -> TrainConfig:
         from recog.tasks import get_task
 
         values = {**get_task(values["task"]).defaults, **values}
+    values = {**_transfer_defaults(values), **values}
     try:
         return TrainConfig(**values)
     except TypeError as exc:
         raise ConfigError(f"invalid training config: {exc}.") from exc
+
+
+def _transfer_defaults(values: dict[str, Any]) -> dict[str, Any]:
+    """The preset's measured transfer-learning options (strategy with its learning rate), for
+    classification from its pretrained weights, unless the user chose a strategy."""
+    from recog.models.registry import list_presets
+
+    model = values.get("model", TrainConfig.model)
+    preset = next((p for p in list_presets() if p.name == model), None)
+    if (preset is None or "strategy" in values or values.get("task", "classify") != "classify"
+            or values.get("weights") not in (None, "pretrained")):
+        return {}
+    return dict(preset.transfer_defaults)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
