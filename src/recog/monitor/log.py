@@ -75,6 +75,7 @@ _INSERT = f"INSERT INTO predictions ({', '.join(_COLUMNS)}) VALUES ({', '.join('
 #: logits are stored for models with at most this many classes.
 MAX_LOGITS = 64
 _STOP = object()
+_BOUND_EVERY = 256
 _log = logging.getLogger("recog.monitor")
 
 
@@ -112,7 +113,7 @@ class PredictionLog:
     Args:
         path: the SQLite file (created when missing).
         store_images: keep the image bytes (needed by ``recog feedback export``).
-        max_rows, max_mb: the ring's bounds; the oldest rows go first.
+        max_rows, max_mb: the ring's bounds; the oldest rows go first (checked every 256 rows).
         queue_size: entries waiting for the writer; past it new ones are dropped and counted.
         stats_per_s: images a second whose pixel statistics (brightness, contrast, blur) are
             computed; the others get their size only (a decode costs as much as a small model's
@@ -121,7 +122,7 @@ class PredictionLog:
 
     def __init__(self, path: str | Path, *, store_images: bool = False, max_rows: int = 1_000_000,
                  max_mb: float = 1024.0, queue_size: int = 10_000, busy_timeout: float = 0.2,
-                 drift_every: int = 500, registry: Any = None, stats_per_s: float = 10.0) -> None:
+                 drift_every: int = 500, registry: Any = None, stats_per_s: float = 2.0) -> None:
         self.path = Path(path)
         self.store_images = store_images
         self.max_rows = max_rows
@@ -138,6 +139,7 @@ class PredictionLog:
         self.drift_every = drift_every
         self.stats_per_s = stats_per_s
         self._next_stats = 0.0
+        self._unbounded = _BOUND_EVERY   # check the bounds after the first batch
         self.drift: dict[str, dict[str, Any]] = {}     # model → last window's verdict (the gauges' values)
         self._since_drift: dict[str, int] = {}
         self._gauges = _drift_gauges(registry) if registry is not None else None
@@ -202,6 +204,10 @@ class PredictionLog:
             if stop:
                 break
         if self._conn is not None:
+            try:
+                self._bound()
+            except sqlite3.Error as exc:
+                _log.warning("prediction log %s: could not trim on close: %s", self.path, exc)
             self._conn.close()
 
     def _rows(self, entry: tuple) -> list[tuple]:
@@ -234,7 +240,10 @@ class PredictionLog:
             with self._conn:
                 self._conn.executemany(_INSERT, rows)
                 self._register(entries)
-            self._bound()
+            self._unbounded += len(rows)
+            if self._unbounded >= _BOUND_EVERY:   # one extra write transaction per 256 rows, not per request
+                self._unbounded = 0
+                self._bound()
         except sqlite3.Error as exc:
             with self._lock:
                 self.dropped += len(rows)
