@@ -105,3 +105,30 @@ def test_pretrained_lite_presets_default_to_their_measured_transfer_options():
     assert load_config({"data": "p/", "lr": 3e-3}).lr == 3e-3
     for other in ({"weights": "none"}, {"model": "resnet-tiny"}, {"task": "detect"}):
         assert load_config({"data": "p/", **other}).strategy == "full", other
+
+
+def test_identical_files_in_two_splits_are_reported_before_training(digits_tree, tmp_path):
+    import shutil
+
+    from recog.engine.callbacks import Reporter
+
+    data = tmp_path / "leaky"
+    shutil.copytree(digits_tree, data)
+    leaked = next((data / "train" / "7").glob("*.png"))
+    shutil.copy(leaked, data / "test" / "7" / "copy_of_train.png")
+
+    class Messages(Reporter):
+        def __init__(self):
+            self.seen = []
+
+        def message(self, text):
+            self.seen.append(text)
+
+    reporter = Messages()
+    train(load_config({"data": str(data), **FAST, "epochs": 1, "out": str(tmp_path / "run")}), reporter)
+    warning = [m for m in reporter.seen if "two splits" in m]
+    assert len(warning) == 1 and "1 image(s)" in warning[0] and "copy_of_train.png" in warning[0]
+    assert "recog audit" in warning[0]
+    clean = Messages()
+    train(load_config({"data": str(digits_tree), **FAST, "epochs": 1, "out": str(tmp_path / "clean")}), clean)
+    assert not [m for m in clean.seen if "two splits" in m]

@@ -137,6 +137,37 @@ class Dataset:
         return self.with_samples(replace(s, split=assigned.get(i, s.split)) for i, s in enumerate(self.samples))
 
 
+def cross_split_copies(splits: dict[str, Sequence[Path]]) -> list[tuple[Path, Path]]:
+    """Pairs of files with identical bytes in different splits (leakage: the test sees training images).
+
+    Cheap on large data: only files whose sizes match one in another split are hashed. Unreadable
+    files are left to the decoder's report. Near-duplicates (re-encoded, resized) need ``recog audit``.
+    """
+    from recog.io.digest import sha256_file
+
+    by_size: dict[int, list[tuple[str, Path]]] = {}
+    for split, paths in splits.items():
+        for p in paths:
+            try:
+                by_size.setdefault(os.stat(p).st_size, []).append((split, Path(p)))
+            except OSError:
+                continue
+    pairs: list[tuple[Path, Path]] = []
+    for group in by_size.values():
+        if len({split for split, _ in group}) < 2:
+            continue
+        first: dict[str, tuple[str, Path]] = {}
+        for split, p in group:
+            try:
+                digest = sha256_file(p)
+            except OSError:
+                continue
+            seen = first.setdefault(digest, (split, p))
+            if seen[0] != split:
+                pairs.append((seen[1], p))
+    return pairs
+
+
 def require_model_labels(samples: Iterable[Sample], labels: Sequence[str], where: str | Path) -> None:
     """Refuse samples whose label the model does not have: their accuracy would mean nothing.
 

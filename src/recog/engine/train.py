@@ -62,6 +62,18 @@ def _open_dataset(config: TrainConfig, task) -> tuple[Any, dict[str, Any]]:
     return ds, {"fingerprint": ds.fingerprint(), "source": str(config.data), "counts": ds.counts()}
 
 
+def _warn_about_leakage(config: TrainConfig, ds: Any, reporter: Reporter) -> None:
+    """Say when identical files sit in two splits: the validation and test figures would be optimistic."""
+    from recog.data.dataset import SPLITS, cross_split_copies
+
+    copies = cross_split_copies({split: [s.path for s in ds.split(split)] for split in SPLITS})
+    if copies:
+        a, b = copies[0]
+        reporter.message(f"warning: {len(copies)} image(s) appear in two splits with identical bytes (e.g. {a} and {b}); "
+                         f"validation and test figures will be optimistic. `recog audit {config.data}` also finds "
+                         "near-duplicates across splits.")
+
+
 def _decode(config: TrainConfig, task, ds, labels, prep, reporter: Reporter) -> tuple[Any, Any | None]:
     def decode(split: str):
         samples = ds.split(split)
@@ -112,6 +124,7 @@ def prepare(config: TrainConfig, reporter: Reporter, run_dir: Path) -> Run:
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     ds, record = _open_dataset(config, task)
+    _warn_about_leakage(config, ds, reporter)
     labels = list(ds.labels)
     created = task.build(config.model, labels, weights=config.weights, image_size=config.image_size)
     # channels-last: depthwise and grouped convolutions train 2-5x faster on CPU (benchmarks/train_speed.py)
