@@ -6,7 +6,7 @@ train/validation/test). Both models go through ``recog.engine.train.fit`` and
 ``recog evaluate``'s task path; latency is ``recog.load(...).predict`` on one
 image (median of 50, torch backend).
 
-    python benchmarks/classical.py --epochs 5
+    python benchmarks/classical.py --models hog-svm,resnet-tiny --epochs 5 [--sets mnist-5k,clothing]
 """
 
 from __future__ import annotations
@@ -62,20 +62,26 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--clothing", default="/work/shared/data/clothing")
     ap.add_argument("--models", default="hog-svm,resnet-tiny", help="comma-separated: hog-svm, resnet-tiny")
+    ap.add_argument("--sets", default="mnist-5k,clothing", help="comma-separated: mnist-5k, clothing")
     args = ap.parse_args()
+    header = f"{'data':10s} {'model':12s} {'accuracy':>8s} {'train s':>8s} {'latency ms':>10s}"
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        sets = [("mnist-5k", mnist_tree(tmp / "mnist"), 32)]
-        if Path(args.clothing).is_dir():
+        sets = []
+        if "mnist-5k" in args.sets:
+            sets.append(("mnist-5k", mnist_tree(tmp / "mnist"), 32))
+        if "clothing" in args.sets and Path(args.clothing).is_dir():
             sets.append(("clothing", Path(args.clothing), 64))
         for name, data, size in sets:
-            if "hog-svm" in args.models:
-                rows.append((name, "hog-svm", run(data, "hog-svm", tmp / f"{name}-hog", image_size=size)))
-            if "resnet-tiny" in args.models:
-                rows.append((name, "resnet-tiny", run(data, "resnet-tiny", tmp / f"{name}-cnn", image_size=size,
-                                                  epochs=args.epochs, weights="none")))
-    print(f"{'data':10s} {'model':12s} {'accuracy':>8s} {'train s':>8s} {'latency ms':>10s}")
+            for model in args.models.split(","):
+                options = {"epochs": args.epochs, "weights": "none"} if model != "hog-svm" else {}
+                r = run(data, model, tmp / f"{name}-{model}", image_size=size, **options)
+                rows.append((name, model, r))
+                # each row as soon as it is measured: a long CNN run interrupted later still leaves these
+                print(f"row: {name:10s} {model:12s} {r['accuracy']:8.4f} {r['train_s']:8.1f} {r['latency_ms']:10.2f}",
+                      flush=True)
+    print(header)
     for name, model, r in rows:
         print(f"{name:10s} {model:12s} {r['accuracy']:8.4f} {r['train_s']:8.1f} {r['latency_ms']:10.2f}")
     print(json.dumps([{"data": n, "model": m, **r} for n, m, r in rows]))

@@ -39,7 +39,7 @@ def write_features(out: Path, paths: list[str], vectors, kind: str) -> list[Path
             import pyarrow.parquet as pq
         except ImportError:
             raise ConfigError(f"{out}: writing Parquet needs pyarrow, which is not installed.",
-                              hint="pip install pyarrow, or write --out FILE.npy (with a CSV index)") from None
+                              hint="pip install 'recog[parquet]' (pyarrow), or write --out FILE.npy (with a CSV index)") from None
         table = pa.table({"path": paths, "kind": [kind] * len(paths),
                           "features": pa.array(list(arr), type=pa.list_(pa.float32()))})
         pq.write_table(table, out)

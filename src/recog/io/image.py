@@ -5,7 +5,8 @@ of :data:`ALLOWED_FORMATS`; the size declared in the header is under the pixel
 cap (so decompression bombs are refused before any pixel is decoded); the
 decode completes (truncated files are refused, never half-loaded); the first
 frame of an animation is used; EXIF orientation is applied; every mode (L, LA,
-P, RGBA, CMYK, I;16, I, F) is converted to 8-bit RGB.
+P, RGBA, CMYK, I;16, I, F) is converted to 8-bit RGB (16-bit grey, and 32-bit
+values outside 0..255, through DICOM's window over the image's own min..max).
 
 The work of a decode is bounded before it starts, not only its output size:
 
@@ -169,12 +170,14 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         return img
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
-        if mode.startswith("I;16"):
-            arr = arr / 257.0
-        elif arr.size and (arr.max() > 255 or arr.min() < 0):
-            lo, hi = float(arr.min()), float(arr.max())
-            arr = (arr - lo) * (255.0 / max(hi - lo, 1e-12))
-        gray = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+        if mode.startswith("I;16") or (arr.size and (arr.max() > 255 or arr.min() < 0)):
+            # DICOM's path without a header window (the image's min..max), so a 12-bit scan saved as a
+            # 16-bit PNG/TIFF keeps its contrast instead of landing in the bottom 16 grey levels
+            from recog.io.dicom import auto_window, window_to_uint8
+
+            gray = window_to_uint8(arr, *auto_window(arr))
+        else:
+            gray = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
         return Image.fromarray(np.stack([gray] * 3, axis=-1), "RGB")
     if mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")

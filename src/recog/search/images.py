@@ -56,17 +56,25 @@ def load_embedder(name: str) -> tuple["Predictor", ModelRef]:
 
 
 def embedder(name: str) -> "Predictor":
-    """A preset or bundle folder loaded straight as an embedder (the ``embed`` task, torch backend).
+    """A preset, bundle folder or ``hog`` (:mod:`recog.features.embedder`) loaded straight as an embedder.
+
+    The ``embed`` task, torch backend.
 
     Same as ``recog.load(name).embedder()`` without building the classifier first (half the load time).
     """
+    from recog.features.embedder import feature_bundle, feature_embedder_size
     from recog.models.bundle import read_manifest
     from recog.models.zoo import is_ready_preset, preset_bundle
     from recog.runtime.backends import TorchBackend
     from recog.runtime.predictor import Predictor
     from recog.tasks import get_task
 
-    path = preset_bundle(name) if not Path(name).exists() and is_ready_preset(name) else name
+    if Path(name).exists():
+        path = name
+    elif feature_embedder_size(name) is not None:  # hog, hog-128: classical features, no weights
+        path = feature_bundle(name)
+    else:
+        path = preset_bundle(name) if is_ready_preset(name) else name
     manifest = read_manifest(path)
     task = get_task("embed")
     return Predictor(manifest, TorchBackend(manifest, task=task), task=task)
