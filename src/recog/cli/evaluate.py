@@ -19,6 +19,9 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(64, "--batch-size", "-b", min=1),
         explain: int = typer.Option(0, "--explain", min=0, help="Add heatmaps of the N most confident mistakes "
                                     "(and a few correct predictions per class) to report.html."),
+        baseline: Optional[Path] = typer.Option(None, "--baseline", help="Another classifier bundle (e.g. from "
+                                                "--model hog-svm) to compare on the same split: a Baseline section "
+                                                "in report.html and baseline.json."),
     ) -> None:
         """The task's metrics, plots and report.html (classify: accuracy, top-5, per-class P/R/F1, confusion
         matrix, ROC/PR, calibration, per-group gaps)."""
@@ -29,6 +32,13 @@ def register(app: typer.Typer) -> None:
                        progress_factory=bar, explain=explain)
         for path, reason in res.failures:
             console.print(f"[yellow]skipped[/] {path}: {reason}")
-        for line in res.summary:
+        summary = list(res.summary)
+        if baseline is not None:
+            from recog.features.baseline import add_baseline, summary_line
+
+            same = None if res.split == "all" else res.split
+            summary.append(summary_line(add_baseline(bundle, baseline, data, split=same, report=res.report,
+                                                     batch_size=batch_size, progress_factory=bar)))
+        for line in summary:
             typer.echo(line)
         typer.echo(f"report: {res.report}")
