@@ -52,8 +52,9 @@ def test_calibrated_score_flags_the_stated_share_of_new_in_distribution_data():
 
     ref = fit_reference(*draw(2000))
 
-    class Manifest:  # the two fields the scorer reads
+    class Manifest:  # the fields the scorer reads
         raw = {"reference": ref}
+        reference = ref
         temperature = 1.0
 
     from recog.monitor.ood import ood_scores

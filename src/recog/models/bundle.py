@@ -95,6 +95,17 @@ class BundleManifest:
         return dict(self.raw.get("training") or {})
 
     @property
+    def reference(self) -> dict[str, Any] | None:
+        """Statistics of the training data for OOD scores and drift (:mod:`recog.monitor.reference`)."""
+        ref = self.raw.get("reference")
+        return ref if isinstance(ref, dict) else None
+
+    @property
+    def lineage(self) -> dict[str, Any] | None:
+        """Where a retrained bundle came from: parent bundle and data fingerprints (``recog retrain``)."""
+        return self.raw.get("lineage")
+
+    @property
     def version(self) -> str:
         """Short content id over everything that decides answers: changes whenever an answer can.
 

@@ -153,5 +153,5 @@ def input_reference(paths: Sequence[str | Path], *, seed: int = 0) -> np.ndarray
 
 def reference_of(manifest: Any) -> dict[str, Any] | None:
     """The bundle's reference record, or None (bundles trained before it existed, other tasks)."""
-    ref = manifest.raw.get("reference")
-    return ref if isinstance(ref, dict) and ref.get("version") == REFERENCE_VERSION else None
+    ref = manifest.reference
+    return ref if ref is not None and ref.get("version") == REFERENCE_VERSION else None

@@ -45,7 +45,7 @@ def lineage(parent: Any, original: Any, added: Any) -> dict[str, Any]:
     """The ``lineage`` record of a bundle retrained from ``parent`` (a manifest)."""
     return {"parent": {"path": str(parent.path.resolve()), "version": parent.version,
                        "weights_sha256": parent.files.get("model.safetensors")},
-            "parent_lineage": parent.raw.get("lineage"),
+            "parent_lineage": parent.lineage,
             "data": {"original": {"source": str(original.root), "fingerprint": original.fingerprint(),
                                   "images": len(original.samples)},
                      "added": {"source": str(added.root), "fingerprint": added.fingerprint(),
