@@ -111,7 +111,8 @@ def cmd_hog(args: argparse.Namespace) -> dict:
         dets.append(ImageBoxes(boxes, classes, scores))
     m = coco_map(truth, dets, ds.labels)
     return {"map50": m["map50"], "map": m["map"], "per_class_ap50": {k: v["ap50"] for k, v in m["per_class"].items()},
-            "detectors": len(model.detectors), "boxes_left_out": model.dropped, "fit_s": round(fit_s, 1),
+            "detectors": len(model.detectors), "boxes_left_out": model.dropped, "refused": model.skipped,
+            "fit_s": round(fit_s, 1),
             "cpu_s": round(time.process_time() - c0, 1), "load_start": start, "load_end": load()}
 
 
