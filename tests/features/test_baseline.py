@@ -41,3 +41,4 @@ def test_baseline_with_other_labels_is_one_line_error(digits_tree, tiny_bundle, 
                                    "--baseline", str(tiny_bundle)])
     assert res.exit_code != 0
     assert "different label sets" in str(res.exception) + res.output
+    assert not (tmp_path / "r").exists()                                          # refused before evaluating

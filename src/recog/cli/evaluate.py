@@ -28,6 +28,10 @@ def register(app: typer.Typer) -> None:
         from recog.cli.progress import bar, console
         from recog.engine.evaluate import evaluate
 
+        if baseline is not None:
+            from recog.features.baseline import check_baseline
+
+            check_baseline(bundle, baseline)
         res = evaluate(bundle, data, split=split, out=out, backend=backend, batch_size=batch_size,
                        progress_factory=bar, explain=explain)
         for path, reason in res.failures:

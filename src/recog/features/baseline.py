@@ -40,7 +40,7 @@ def _chart_png(names: list[str], accuracies: list[float], n: int) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(5.0, 2.6), dpi=100)
+    fig = Figure(figsize=(5.6, 2.6), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(111)
     lows, highs = zip(*(wilson(round(a * n), n) for a in accuracies))
@@ -48,7 +48,7 @@ def _chart_png(names: list[str], accuracies: list[float], n: int) -> bytes:
     ax.barh(range(len(names)), accuracies, xerr=err, color=["#8a94a6", "#3b6fd8"][: len(names)], capsize=4)
     ax.set_yticks(range(len(names)), names)
     ax.set_xlim(0, 1)
-    ax.set_xlabel(f"accuracy on the same {n} images (95% Wilson interval)")
+    ax.set_xlabel(f"accuracy, same {n} images (95% Wilson)")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -72,6 +72,22 @@ def _section(result: dict[str, Any]) -> str:
             f"({escape(result['split'])} split).</p>{kv_table(rows)}"
             f'<figure><img src="{data_uri(chart, "image/png")}" alt="baseline.png">'
             f"<figcaption>Accuracy of the baseline and the model on the same images.</figcaption></figure>")
+
+
+def check_baseline(bundle: str | Path, baseline: str | Path) -> None:
+    """Refuse, before any image is read, a baseline that is not a classifier with the model's labels.
+
+    Raises:
+        ConfigError: either bundle is not a ``classify`` bundle, or the label sets differ (both named).
+    """
+    from recog.models.bundle import read_manifest
+    from recog.monitor.compare import require_same_labels
+    from recog.tasks import require_task
+
+    manifests = [read_manifest(p) for p in (bundle, baseline)]
+    for m in manifests:
+        require_task(m, "classify", command="recog evaluate --baseline")
+    require_same_labels(*manifests)
 
 
 def add_baseline(bundle: str | Path, baseline: str | Path, data: str | Path, *, split: str | None, report: Path,
