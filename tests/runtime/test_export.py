@@ -118,6 +118,11 @@ def test_unlabelled_export_checks_parity_on_synthetic_images(tiny_bundle, tmp_pa
     parity = result.exports["onnx"]["parity"]
     assert result.exports["onnx"]["validation"]["source"] == "synthetic"
     assert "accuracy" not in parity and parity["top1_agreement"] == 1.0
+    again = export_bundle(bundle, rank=False)  # exporting again rewrites model.onnx and its hash
+    assert again.exports["onnx"]["parity"]["top1_agreement"] == 1.0
+    from recog.models import read_manifest
+
+    read_manifest(bundle)  # every recorded hash matches its file
 
 
 def test_tampered_export_is_refused_at_load(exported_bundle, tmp_path):

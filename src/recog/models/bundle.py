@@ -198,7 +198,7 @@ def save_bundle(out: str | Path, model: "torch.nn.Module", *, labels: list[str],
     return out
 
 
-def read_manifest(path: str | Path, *, verify: bool = True) -> BundleManifest:
+def read_manifest(path: str | Path, *, verify: bool = True, replacing: tuple[str, ...] | list[str] = ()) -> BundleManifest:
     """Parse ``recog.json`` and (by default) check the sha256 of every listed file.
 
     Every file name in ``files`` and every export's ``file`` must stay inside
@@ -255,6 +255,8 @@ def read_manifest(path: str | Path, *, verify: bool = True) -> BundleManifest:
                 raise BundleInvalidError(f"{exc.message} (exports.{export}.file)", hint=exc.hint) from None
     if verify:
         for name, digest in files.items():
+            if name in replacing:  # being rewritten by update_bundle (a second export)
+                continue
             fpath = fpaths[name]
             if not fpath.is_file():
                 raise BundleIntegrityError(f"{path}: {name} is listed in recog.json but missing.",
@@ -277,10 +279,11 @@ def update_bundle(path: str | Path, *, add_files: list[str] | tuple[str, ...] = 
                   remove_files: list[str] | tuple[str, ...] = (), updates: dict[str, Any] | None = None) -> BundleManifest:
     """Record new files (hashing them) and merge ``updates`` into recog.json.
 
-    Call after writing e.g. ``model.onnx`` into the bundle. The existing files
-    are verified first, so an export never blesses a tampered bundle.
+    Call after writing e.g. ``model.onnx`` into the bundle. The other files
+    are verified first, so an export never blesses a tampered bundle; the ones
+    being added or removed may differ from their old record (a re-export).
     """
-    manifest = read_manifest(path)
+    manifest = read_manifest(path, replacing=(*add_files, *remove_files))
     raw = dict(manifest.raw)
     files = dict(manifest.files)
     for name in remove_files:
