@@ -55,3 +55,20 @@ def test_web_page_loads_the_box_drawing_script(client):
     assert page.status_code == 200 and '<script src="/static/boxes.js" defer></script>' in page.text
     script = client.get("/static/boxes.js")
     assert script.status_code == 200 and "prediction.class_ids" in script.text and "createElementNS" in script.text
+
+
+def test_prediction_log_leaves_detect_answers_unlogged(tiny_detector, shapes_voc, tmp_path, monkeypatch):
+    """The opt-in prediction log records classification results; a detector on the same service still answers."""
+    from fastapi.testclient import TestClient
+
+    from recog.serve import create_app, load_settings
+
+    monkeypatch.setenv("RECOG_FACES_DB", str(tmp_path / "faces.db"))
+    app = create_app(load_settings(models={"shapes": str(tiny_detector)}, env={}, log_predictions=tmp_path / "ops.db"))
+    image = sorted((shapes_voc / "JPEGImages").glob("*.png"))[0]
+    with TestClient(app, base_url="http://127.0.0.1:8000") as c:
+        r = c.post("/v1/models/shapes:predict", files={"image": (image.name, _png(image), "image/png")})
+        assert r.status_code == 200, r.text
+        assert "boxes" in r.json()["predictions"][0] and "prediction_id" not in r.json()["predictions"][0]
+        health = c.get("/health").json()
+    assert health["status"] == "ok" and health["prediction_log"]["written"] == 0

@@ -328,9 +328,13 @@ def open_log(settings: Any, registry: Any = None) -> PredictionLog | None:
 
 def logged(log: PredictionLog | None, model: str, manifest: Any, uploads: Sequence[Any], results: Sequence[Any],
            logits: np.ndarray, started: float) -> list[dict[str, Any]]:
-    """The predictions' JSON, each with its ``prediction_id`` when the service logs (queued, not written here)."""
+    """The predictions' JSON, each with its ``prediction_id`` when the service logs (queued, not written here).
+
+    Only classification results are logged (the log's columns are labels, scores and the OOD
+    score); other tasks' answers pass through unlogged, never failing the request.
+    """
     out = [r.to_dict() for r in results]
-    if log is not None:
+    if log is not None and manifest.task == "classify":
         latency_ms = (time.perf_counter() - started) * 1000.0
         ids = log.record(model, manifest.version, [(u.data, u.name) for u in uploads], results, logits, latency_ms,
                          manifest)
