@@ -46,7 +46,7 @@ class Block:
 
 def doc_files() -> list[Path]:
     """The Markdown files whose examples must run: docs/**/*.md and README.md."""
-    return sorted((REPO / "docs").rglob("*.md"))
+    return [*sorted((REPO / "docs").rglob("*.md")), REPO / "README.md"]
 
 
 def parse_fixtures(arg: str) -> dict[str, str]:
