@@ -31,8 +31,5 @@ test: $(STAMP)
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
 
-bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
-
 clean:
 	rm -rf $(VENV) runs build site *.egg-info
