@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test docs install bench clean
+.PHONY: demo test docs install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
