@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Self
@@ -76,11 +77,12 @@ def insert_each(cur: sqlite3.Cursor, sql: str, rows: Iterable[tuple], *, skip_ex
     return ids
 
 
-class Closing:
-    """Mixin: ``with obj:`` calls ``obj.close()`` on the way out."""
+class Closing(ABC):
+    """Base: ``with obj:`` calls ``obj.close()`` on the way out."""
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Release what the object holds (files, threads)."""
 
     def __enter__(self) -> Self:
         return self
@@ -191,8 +193,9 @@ class Store(Closing):
         """``PRAGMA integrity_check``: ``"ok"`` for a sound file."""
         return self.db.integrity_check()
 
+    @abstractmethod
     def collection(self, name: str) -> Any:
-        raise NotImplementedError
+        """One collection's info (the subclass's own type)."""
 
     def collections(self) -> list[Any]:
         """Every collection's :meth:`collection` info, by name."""
