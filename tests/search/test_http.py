@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import io
-from contextlib import asynccontextmanager
 
 import httpx
 import pytest
 from PIL import Image
 
 from recog.serve.auth import add_key
+from tests.serve.conftest import serving
 
 pytestmark = pytest.mark.anyio
 
@@ -17,17 +17,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@asynccontextmanager
-async def serving(settings):
-    from recog.serve import create_app
-
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
-            yield client
 
 
 @pytest.fixture
@@ -65,7 +54,7 @@ def problem(r: httpx.Response, status: int) -> dict:
 async def test_query_add_delete_and_list(shop, tiny_bundle, photos, tmp_path):
     keys = tmp_path / "keys.txt"
     key = {"x-api-key": add_key(keys, name="web")}
-    async with serving(settings(tiny_bundle, api_keys_file=keys)) as client:
+    async with serving(settings(tiny_bundle, api_keys_file=keys)) as (_, client):
         listed = (await client.get("/v1/indexes", headers=key)).json()["indexes"]
         assert [i["name"] for i in listed] == ["shop"] and listed[0]["items"] == 4
         assert listed[0]["model"]["name"] == "tiny" and str(tmp_path) not in str(listed)
@@ -106,7 +95,7 @@ async def test_query_add_delete_and_list(shop, tiny_bundle, photos, tmp_path):
 async def test_refusals(shop, tiny_bundle, photos, tmp_path):
     keys = tmp_path / "keys.txt"
     key = {"x-api-key": add_key(keys, name="web")}
-    async with serving(settings(tiny_bundle, api_keys_file=keys)) as client:
+    async with serving(settings(tiny_bundle, api_keys_file=keys)) as (_, client):
         # the key is checked before the body is read: a broken body still gets 401
         problem(await client.post("/v1/indexes/shop:query", content=b"not an image"), 401)
         problem(await client.post("/v1/indexes/shop/items?id=x", content=b"not an image"), 401)
@@ -123,7 +112,7 @@ async def test_refusals(shop, tiny_bundle, photos, tmp_path):
         problem(await client.post("/v1/indexes/shop/items?id=x&metadata=[1]", content=photos["coffee"].read_bytes(),
                                   headers=key), 400)
     # without a key file, reads work on loopback but writes are refused
-    async with serving(settings(tiny_bundle)) as client:
+    async with serving(settings(tiny_bundle)) as (_, client):
         assert (await client.get("/v1/indexes")).status_code == 200
         problem(await client.post("/v1/indexes/shop/items?id=x", content=photos["coffee"].read_bytes()), 403)
         problem(await client.delete("/v1/indexes/shop/items/rocket"), 403)
