@@ -16,7 +16,7 @@ import typer
 from recog.errors import RecogError
 
 COMMAND_MODULES = ("train", "evaluate", "predict", "embed", "data", "models", "export", "serve", "faces", "search", "audit",
-                   "dicom", "features", "explain", "monitor", "boxes", "anomaly")
+                   "dicom", "features", "explain", "monitor", "boxes", "anomaly", "video", "batch")
 
 app = typer.Typer(name="recog", help="Train, evaluate, optimize and serve image recognition models.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)

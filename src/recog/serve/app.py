@@ -50,6 +50,7 @@ ROUTERS = [
     "search",
     "ops",
     "monitor",
+    "video",
     "docs",
     "web",
 ]
