@@ -33,10 +33,18 @@ def register(app: typer.Typer) -> None:
         faces_db: Optional[Path] = typer.Option(None, "--faces-db", help="Face collections database for /v1/faces and /v1/collections [$RECOG_FACES_DB or ~/.recog/faces.db]."),
         log_predictions: Optional[Path] = typer.Option(None, "--log-predictions", help="Log every classification to this SQLite file (opt-in; face routes are never logged)."),
         log_images: Optional[bool] = typer.Option(None, "--log-images", help="Store the logged images' bytes too (for `recog feedback export`)."),
+        ray: bool = typer.Option(False, "--ray", help="Serve on Ray Serve: one autoscaling deployment per model (pip install 'recog[ray]'); $RAY_ADDRESS names a cluster."),
+        ray_config: Optional[Path] = typer.Option(None, "--ray-config", help="With --ray: YAML file of Ray Serve options (min_replicas, max_replicas, target_ongoing, ...)."),
+        min_replicas: Optional[int] = typer.Option(None, "--min-replicas", help="With --ray: fewest replicas per model [1]."),
+        max_replicas: Optional[int] = typer.Option(None, "--max-replicas", help="With --ray: most replicas per model [4]."),
+        target_ongoing: Optional[float] = typer.Option(None, "--target-ongoing", help="With --ray: requests in flight per replica the autoscaler aims at [2]."),
+        replica_cpus: Optional[float] = typer.Option(None, "--replica-cpus", help="With --ray: CPUs reserved per replica [1]."),
+        write_config: Optional[Path] = typer.Option(None, "--write-config", help="With --ray: write a Ray Serve config for `serve deploy` to this file and exit."),
     ) -> None:
         """Serve bundles over HTTP: JSON API under /v1, web page at /, metrics at /metrics.
 
         Settings come from flags, then RECOG_SERVE_* environment variables, then --config.
+        With --ray the same app runs in Ray Serve replicas that scale with traffic.
         """
         from recog.serve.server import serve
         from recog.serve.settings import default_model_name, load_settings
@@ -58,6 +66,26 @@ def register(app: typer.Typer) -> None:
             drain_delay_s=drain_delay, access_log=access_log, faces_db=faces_db, allow_open_faces=allow_open_faces,
             allowed_hosts=tuple(allowed_host or ()), log_predictions=log_predictions, log_images=log_images)
         _check_bundles(settings)  # warnings (--allow-open-faces, ...) are logged at start, by the app
+        ray_flags = {"min_replicas": min_replicas, "max_replicas": max_replicas, "target_ongoing": target_ongoing,
+                     "replica_cpus": replica_cpus}
+        given = [f"--{k.replace('_', '-')}" for k, v in ray_flags.items() if v is not None]
+        given += [flag for flag, v in (("--ray-config", ray_config), ("--write-config", write_config)) if v is not None]
+        if given and not ray:
+            raise typer.BadParameter(f"{', '.join(given)} only work with --ray.")
+        if ray:
+            from recog.scale.serve_options import load_serve_options, write_serve_config
+
+            options = load_serve_options(ray_config, overrides=ray_flags)
+            if write_config is not None:
+                typer.echo(f"wrote {write_serve_config(write_config, settings, options)}; "
+                           f"deploy it with: serve deploy {write_config}", err=True)
+                return
+            from recog.scale.serve_run import serve_with_ray
+
+            typer.echo(f"serving {', '.join(settings.model_names)} on Ray Serve at "
+                       f"http://{settings.host}:{settings.port}/", err=True)
+            serve_with_ray(settings, options)
+            return
         typer.echo(f"serving {', '.join(settings.model_names)} at http://{settings.host}:{settings.port}/ "
                    f"(API: /v1/models, docs: /docs)", err=True)
         serve(settings)
