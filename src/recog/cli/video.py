@@ -1,9 +1,149 @@
-"""``recog video``: run a bundle over a video file, a stream or a webcam (being built, issue 17)."""
+"""``recog video``: run a bundle over a video file, a camera stream or a webcam.
+
+Progress goes to stderr: a bar on a terminal, a plain line every few seconds otherwise (logs);
+reconnection attempts of a dropped stream are logged there too. The summary (frames read,
+processed, dropped, fps, where reading stopped) is printed as one JSON line on stdout. The exit
+code is non-zero only when nothing could be read.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Optional
+
 import typer
+
+#: Seconds between plain progress lines when stderr is not a terminal.
+LOG_EVERY_S = 2.0
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``recog video`` to the app (nothing yet)."""
+    @app.command("video")
+    def video_cmd(
+        bundle: Path = typer.Argument(..., help="Model bundle (runs/NAME/best): any task."),
+        source: str = typer.Argument(..., help="A video file, an rtsp:// or http(s):// stream, or a webcam index (0)."),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the annotated video here (.mp4, .mkv, .mov, .avi)."),
+        events: Optional[Path] = typer.Option(None, "--events", help="Write JSON Lines events here (enter/leave per track, counts per second, summary)."),
+        every: int = typer.Option(1, "--every", min=1, help="Process one frame in N."),
+        track: bool = typer.Option(False, "--track", help="Track detected objects across frames (detect models)."),
+        track_score: float = typer.Option(0.5, "--track-score", min=0.0, max=1.0, help="With --track: lowest score that starts or keeps a track (lower ones down to a fifth of it only keep tracks alive)."),
+        max_latency: Optional[float] = typer.Option(None, "--max-latency", min=0.001, help="Skip frames older than this many seconds when the model gets to them."),
+        realtime: bool = typer.Option(False, "--realtime", help="Play a file at its own frame rate, dropping frames the model has no time for (as a camera would)."),
+        max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop after processing this many frames."),
+        min_score: Optional[float] = typer.Option(None, "--min-score", min=0.0, max=1.0, help="Detect models: lowest box score kept. [default: 0.3]"),
+        threshold: Optional[float] = typer.Option(None, "--threshold", help="Anomaly models: score above which a frame fails. [default: the bundle's]"),
+        backend: str = typer.Option("auto", help="auto | torch | onnx | onnx-int8"),
+        retries: int = typer.Option(5, "--retries", min=0, help="Reconnection attempts of a dropped stream (backoff 0.5 s doubling to 8 s)."),
+        live: bool = typer.Option(False, "--live", help="Also serve the annotated stream to the web page (/#video) and /v1/video/streams."),
+        name: str = typer.Option("live", "--name", help="With --live: the stream's name."),
+        host: str = typer.Option("127.0.0.1", "--host", help="With --live: address to bind; others need --api-keys."),
+        port: int = typer.Option(8000, "--port", "-p", help="With --live: port."),
+        api_keys: Optional[Path] = typer.Option(None, "--api-keys", help="With --live: hashed API key file (recog api-key add)."),
+    ) -> None:
+        """Run a model over video frames: annotated video, JSONL events, a live stream."""
+        import recog
+        from recog.tasks import require_task
+        from recog.video.events import EventLog
+        from recog.video.run import AnnotatedVideo, VideoOptions
+        from recog.video.sources import VideoError, open_source
+
+        _log_to_stderr()
+        options: dict = {}
+        if min_score is not None:
+            options["min_score"] = min_score
+        if threshold is not None:
+            options["threshold"] = threshold
+        opts = VideoOptions(every=every, track=track, track_score=track_score, max_latency=max_latency, max_frames=max_frames, predict=options)
+        model = recog.load(bundle, backend=backend)
+        if min_score is not None:
+            require_task(model.manifest, "detect", command="recog video --min-score")
+        if threshold is not None:
+            require_task(model.manifest, "anomaly", command="recog video --threshold")
+        if track:
+            require_task(model.manifest, "detect", command="recog video --track")
+        src = open_source(source, realtime=realtime or live, retries=retries)
+        sinks: list = []
+        if out is not None:
+            sinks.append(AnnotatedVideo(out, fps=(src.fps or 30.0) / (1 if src.live else every)))
+        if events is not None:
+            sinks.append(EventLog(events, source=src.name, task=model.manifest.task, labels=model.labels))
+        if live:
+            summary = _run_live(model, src, opts, sinks, bundle=bundle, name=name, host=host, port=port,
+                                api_keys=api_keys)
+        else:
+            summary = _run_with_progress(model, src, opts, sinks)
+        typer.echo(json.dumps(summary.to_dict()))
+        where = "" if summary.last_frame is None else f" at frame {summary.last_frame} ({summary.last_time:.2f} s)"
+        typer.echo(f"stopped{where}: {summary.stopped}", err=True)
+        if summary.frames_read == 0:
+            raise VideoError(f"nothing could be read from {src.name}: {summary.stopped}.")
+
+
+def _log_to_stderr() -> None:
+    """Plain ``recog.video: ...`` lines on stderr for the video logger (reconnections, progress)."""
+    logger = logging.getLogger("recog.video")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def _run_with_progress(model, src, opts, sinks, stop=None):
+    """:func:`~recog.video.run.run_video` with a bar on a terminal, plain lines in a log."""
+    from recog.cli.progress import console, make_progress
+    from recog.video.run import run_video
+
+    log = logging.getLogger("recog.video")
+    if console.is_terminal:
+        total = None if src.live or src.frame_count is None else src.frame_count
+        with make_progress() as bar:
+            task = bar.add_task(f"video ({model.backend.name})", total=total, stats="")
+            return run_video(model, src, opts, sinks=sinks, stop=stop,
+                             progress=lambda s: bar.update(task, completed=s.frames_read + s.dropped,
+                                                           stats=f"{s.processed} processed {s.fps:.1f} fps"))
+    last = [time.monotonic()]
+
+    def line(summary) -> None:
+        if time.monotonic() - last[0] >= LOG_EVERY_S:
+            last[0] = time.monotonic()
+            log.info("%s", summary.line())
+
+    summary = run_video(model, src, opts, sinks=sinks, progress=line, stop=stop)
+    log.info("%s", summary.line())
+    return summary
+
+
+def _run_live(model, src, opts, sinks, *, bundle, name, host, port, api_keys):
+    """Serve the service with this run as a live stream; the run goes on in a thread until the server stops."""
+    import threading
+
+    import uvicorn
+
+    from recog.serve.app import create_app
+    from recog.serve.settings import default_model_name, load_settings
+    from recog.video.live import LiveStream, attach_streams
+
+    settings = load_settings(models={default_model_name(bundle): str(bundle)}, host=host, port=port,
+                             api_keys_file=api_keys)
+    app = create_app(settings)
+    stream = LiveStream(name, source=src.name, model=default_model_name(bundle))
+    attach_streams(app, [stream])
+    stop = threading.Event()
+    result: list = []
+    runner = threading.Thread(target=lambda: result.append(_run_with_progress(model, src, opts, [*sinks, stream],
+                                                                               stop=stop)),
+                              name="recog-video-run", daemon=True)
+    typer.echo(f"live stream {name!r} at http://{settings.host}:{settings.port}/#video "
+               f"(MJPEG: /v1/video/streams/{name}/mjpeg); Ctrl-C stops", err=True)
+    runner.start()
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
+                                           server_header=False, lifespan="on"))
+    server.run()
+    stop.set()
+    runner.join()
+    return result[0]
