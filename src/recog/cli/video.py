@@ -44,37 +44,19 @@ def register(app: typer.Typer) -> None:
         api_keys: Optional[Path] = typer.Option(None, "--api-keys", help="With --live: hashed API key file (recog api-key add)."),
     ) -> None:
         """Run a model over video frames: annotated video, JSONL events, a live stream."""
-        import recog
-        from recog.tasks import require_task
-        from recog.video.events import EventLog
-        from recog.video.run import AnnotatedVideo, VideoOptions
-        from recog.video.sources import VideoError, open_source
+        from recog.video.run import VideoOptions
+        from recog.video.sources import VideoError
 
-        _log_to_stderr()
-        options: dict = {}
-        if min_score is not None:
-            options["min_score"] = min_score
-        if threshold is not None:
-            options["threshold"] = threshold
-        opts = VideoOptions(every=every, track=track, track_score=track_score, max_latency=max_latency, max_frames=max_frames, predict=options)
-        model = recog.load(bundle, backend=backend)
-        if min_score is not None:
-            require_task(model.manifest, "detect", command="recog video --min-score")
-        if threshold is not None:
-            require_task(model.manifest, "anomaly", command="recog video --threshold")
-        if track:
-            require_task(model.manifest, "detect", command="recog video --track")
-        src = open_source(source, realtime=realtime or live, retries=retries)
-        sinks: list = []
-        if out is not None:
-            sinks.append(AnnotatedVideo(out, fps=(src.fps or 30.0) / (1 if src.live else every)))
-        if events is not None:
-            sinks.append(EventLog(events, source=src.name, task=model.manifest.task, labels=model.labels))
-        if live:
-            summary = _run_live(model, src, opts, sinks, bundle=bundle, name=name, host=host, port=port,
-                                api_keys=api_keys)
-        else:
-            summary = _run_with_progress(model, src, opts, sinks)
+        predict = {k: v for k, v in (("min_score", min_score), ("threshold", threshold)) if v is not None}
+        opts = VideoOptions(every=every, track=track, track_score=track_score, max_latency=max_latency,
+                            max_frames=max_frames, predict=predict)
+        serve = dict(name=name, host=host, port=port, api_keys=api_keys) if live else None
+        handler = _log_to_stderr()
+        try:
+            summary, src = _run(bundle, source, opts, out=out, events=events, realtime=realtime, backend=backend,
+                                retries=retries, serve=serve)
+        finally:
+            logging.getLogger("recog.video").removeHandler(handler)
         typer.echo(json.dumps(summary.to_dict()))
         where = "" if summary.last_frame is None else f" at frame {summary.last_frame} ({summary.last_time:.2f} s)"
         typer.echo(f"stopped{where}: {summary.stopped}", err=True)
@@ -82,15 +64,41 @@ def register(app: typer.Typer) -> None:
             raise VideoError(f"nothing could be read from {src.name}: {summary.stopped}.")
 
 
-def _log_to_stderr() -> None:
-    """Plain ``recog.video: ...`` lines on stderr for the video logger (reconnections, progress)."""
+def _run(bundle: Path, source: str, opts, *, out: Path | None, events: Path | None, realtime: bool, backend: str,
+         retries: int, serve: dict | None):
+    """Load the model, check its task against the options, open the source and the sinks, run; (summary, source)."""
+    import recog
+    from recog.tasks import require_task
+    from recog.video.events import EventLog
+    from recog.video.run import AnnotatedVideo
+    from recog.video.sources import open_source
+
+    model = recog.load(bundle, backend=backend)
+    if "min_score" in opts.predict:
+        require_task(model.manifest, "detect", command="recog video --min-score")
+    if "threshold" in opts.predict:
+        require_task(model.manifest, "anomaly", command="recog video --threshold")
+    if opts.track:
+        require_task(model.manifest, "detect", command="recog video --track")
+    src = open_source(source, realtime=realtime or serve is not None, retries=retries)
+    sinks: list = []
+    if out is not None:
+        sinks.append(AnnotatedVideo(out, fps=(src.fps or 30.0) / (1 if src.live else opts.every)))
+    if events is not None:
+        sinks.append(EventLog(events, source=src.name, task=model.manifest.task, labels=model.labels))
+    if serve is not None:
+        return _run_live(model, src, opts, sinks, bundle=bundle, **serve), src
+    return _run_with_progress(model, src, opts, sinks), src
+
+
+def _log_to_stderr() -> logging.Handler:
+    """Plain ``recog.video: ...`` lines on stderr for the video logger (reconnections, progress) while a command runs."""
     logger = logging.getLogger("recog.video")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    return handler
 
 
 def _run_with_progress(model, src, opts, sinks, stop=None):
