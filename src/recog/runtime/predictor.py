@@ -130,7 +130,8 @@ class Predictor:
         sources = list(sources)
         raw, kept, failures = self.outputs_many(sources, batch_size=batch_size, progress=progress)
         out: list[Any] = [None] * len(sources)
-        for i, result in zip(kept, self.postprocess(raw, sources=[str(sources[i]) for i in kept], **options)):
+        results = self.postprocess(raw, sources=[str(sources[i]) for i in kept], **options) if kept else []
+        for i, result in zip(kept, results):  # no postprocessing of an empty output when every file failed
             out[i] = result
         for i, exc in failures:
             out[i] = PredictionFailure(str(sources[i]), exc.code, str(exc))
