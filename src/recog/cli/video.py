@@ -127,11 +127,13 @@ def _run_with_progress(model, src, opts, sinks, stop=None):
 
 
 def _run_live(model, src, opts, sinks, *, bundle, name, host, port, api_keys):
-    """Serve the service with this run as a live stream; the run goes on in a thread until the server stops."""
+    """Serve the service with this run as its live stream ``name``; the run starts once the server listens
+    and goes on in a thread until the source ends or the server stops (Ctrl-C)."""
     import threading
 
     import uvicorn
 
+    from recog.errors import ServiceError
     from recog.serve.app import create_app
     from recog.serve.settings import default_model_name, load_settings
     from recog.video.live import LiveStream, attach_streams
@@ -146,12 +148,28 @@ def _run_live(model, src, opts, sinks, *, bundle, name, host, port, api_keys):
     runner = threading.Thread(target=lambda: result.append(_run_with_progress(model, src, opts, [*sinks, stream],
                                                                                stop=stop)),
                               name="recog-video-run", daemon=True)
-    typer.echo(f"live stream {name!r} at http://{settings.host}:{settings.port}/#video "
-               f"(MJPEG: /v1/video/streams/{name}/mjpeg); Ctrl-C stops", err=True)
-    runner.start()
-    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
-                                           server_header=False, lifespan="on"))
+
+    class LiveServer(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                typer.echo(f"live stream {name!r} at http://{settings.host}:{settings.port}/#video "
+                           f"(MJPEG: /v1/video/streams/{name}/mjpeg); Ctrl-C stops", err=True)
+                runner.start()
+
+        def handle_exit(self, sig, frame) -> None:
+            # Ctrl-C / SIGTERM stop the server and the run, which then closes its outputs and reports;
+            # uvicorn would re-raise the signal after shutdown and skip that.
+            self.force_exit = self.should_exit
+            self.should_exit = True
+
+    server = LiveServer(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
+                                       server_header=False, lifespan="on"))
     server.run()
     stop.set()
+    if not runner.is_alive() and not result:
+        src.close()
+        raise ServiceError(f"the server could not start on {settings.host}:{settings.port} (see the log above).",
+                           hint="pick another --port")
     runner.join()
     return result[0]

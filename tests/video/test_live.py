@@ -1,0 +1,140 @@
+"""The live annotated stream: the router in process (names, limits, keys) and ``recog video --live`` as a real
+server process on loopback, read as MJPEG over HTTP."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.serve.conftest import free_port, serving, settings_for
+from tests.video.clips import render_clip
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def scratch_faces_db(tmp_path, monkeypatch):
+    """The service opens its face store at start: a scratch one, never the user's."""
+    monkeypatch.setenv("RECOG_FACES_DB", str(tmp_path / "faces.db"))
+
+
+def jpeg_parts(body: bytes) -> list[bytes]:
+    """The JPEG payloads of a ``multipart/x-mixed-replace; boundary=frame`` body, cut by Content-Length."""
+    parts, pos = [], 0
+    while (start := body.find(b"--frame\r\n", pos)) != -1:
+        head_end = body.index(b"\r\n\r\n", start)
+        headers = dict(line.split(": ", 1) for line in body[start + 9:head_end].decode().split("\r\n"))
+        assert headers["Content-Type"] == "image/jpeg"
+        n = int(headers["Content-Length"])
+        parts.append(body[head_end + 4:head_end + 4 + n])
+        pos = head_end + 4 + n
+    return parts
+
+
+def published(name: str, frames: int = 2, **kw):
+    """A finished LiveStream that processed ``frames`` 64x48 frames."""
+    from recog.types import Classification, Label
+    from recog.video.live import LiveStream
+    from recog.video.run import Processed, VideoSummary
+    from recog.video.sources import Frame
+
+    stream = LiveStream(name, source="camera-1", model="tiny", **kw)
+    for i in range(frames):
+        stream.add(Processed(Frame(i, i / 10, np.full((48, 64, 3), 60 * i, np.uint8), time.monotonic()),
+                             Classification(top=(Label("cat", 0, 0.9),))))
+    stream.close(VideoSummary(source="camera-1", stopped="end of file"))
+    return stream
+
+
+@pytest.mark.anyio
+async def test_streams_are_listed_served_by_name_and_capped(tiny_bundle):
+    from PIL import Image
+
+    from recog.video.live import attach_streams
+
+    async with serving(settings_for(tiny_bundle)) as (app, client):
+        assert (await client.get("/v1/video/streams")).json() == {"streams": []}
+        attach_streams(app, [published("door"), published("full", max_viewers=0)])
+        listed = (await client.get("/v1/video/streams")).json()["streams"]
+        assert [(s["name"], s["frames"], s["running"], s["stopped"]) for s in listed] == \
+            [("door", 2, False, "end of file"), ("full", 2, False, "end of file")]
+        resp = await client.get("/v1/video/streams/door/mjpeg")
+        assert resp.status_code == 200
+        assert resp.headers["content-type"] == "multipart/x-mixed-replace; boundary=frame"
+        (jpeg,) = jpeg_parts(resp.content)           # a finished stream sends its newest frame, then ends
+        assert Image.open(io.BytesIO(jpeg)).size == (64, 48) and resp.content.endswith(b"--frame--\r\n")
+        missing = await client.get("/v1/video/streams/garage/mjpeg")
+        assert missing.status_code == 404 and "this server streams: door, full" in missing.json()["detail"]
+        assert (await client.get("/v1/video/streams/rtsp%3A%2F%2Fevil/mjpeg")).status_code == 404  # no URLs
+        assert (await client.get("/v1/video/streams/full/mjpeg")).status_code == 429
+
+
+@pytest.mark.anyio
+async def test_streams_need_the_key_when_the_service_has_keys(tiny_bundle, tmp_path):
+    from recog.serve.auth import add_key
+    from recog.video.live import attach_streams
+
+    key = add_key(tmp_path / "keys.txt", name="viewer", role="user")
+    async with serving(settings_for(tiny_bundle, api_keys_file=tmp_path / "keys.txt")) as (app, client):
+        attach_streams(app, [published("door")])
+        assert (await client.get("/v1/video/streams/door/mjpeg")).status_code == 401
+        ok = await client.get("/v1/video/streams/door/mjpeg", headers={"Authorization": f"Bearer {key}"})
+        assert ok.status_code == 200 and len(jpeg_parts(ok.content)) == 1
+
+
+@pytest.mark.slow
+def test_recog_video_live_serves_mjpeg_over_real_http(tiny_bundle, tmp_path):
+    from PIL import Image
+
+    clip = tmp_path / "long.mp4"
+    render_clip(clip, frames=80, fps=10)                   # 8 s played in real time
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "recog", "video", str(tiny_bundle), str(clip), "--live",
+                             "--port", str(port), "--name", "door"],
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(timeout=10.0) as client:
+            end = time.monotonic() + 90
+            while time.monotonic() < end:
+                assert proc.poll() is None, proc.stderr.read().decode()
+                try:
+                    if client.get(f"{url}/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)  # polling interval while the process starts
+            (listed,) = client.get(f"{url}/v1/video/streams").json()["streams"]
+            assert listed["name"] == "door" and listed["running"] and listed["source"] == str(clip)
+            body = b""
+            with client.stream("GET", f"{url}/v1/video/streams/door/mjpeg") as resp:
+                assert resp.status_code == 200
+                for chunk in resp.iter_bytes():
+                    body += chunk
+                    if len(jpeg_parts(body[:body.rfind(b"--frame")])) >= 3:
+                        break
+            frames = [np.asarray(Image.open(io.BytesIO(j))) for j in jpeg_parts(body[:body.rfind(b"--frame")])]
+            assert len(frames) >= 3 and frames[0].shape == (240, 320, 3)
+            assert np.abs(frames[0].astype(int) - frames[-1]).mean() > 1     # the video moves
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err.decode()
+    summary = json.loads(out.decode().strip().splitlines()[-1])
+    assert summary["processed"] >= 3 and summary["stopped"] in ("interrupted", "end of file")
+    assert "live stream 'door' at http://127.0.0.1:" in err.decode()
