@@ -94,32 +94,56 @@ async def test_streams_need_the_key_when_the_service_has_keys(tiny_bundle, tmp_p
         assert ok.status_code == 200 and len(jpeg_parts(ok.content)) == 1
 
 
+class LiveProcess:
+    """``recog video BUNDLE CLIP --live --name door`` on a free loopback port (an 8 s clip played in real time)."""
+
+    def __init__(self, bundle, tmp_path) -> None:
+        clip = tmp_path / "long.mp4"
+        render_clip(clip, frames=80, fps=10)
+        self.clip = clip
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.proc = subprocess.Popen([sys.executable, "-m", "recog", "video", str(bundle), str(clip), "--live",
+                                      "--port", self.url.rsplit(":", 1)[1], "--name", "door"],
+                                     env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+
+    def wait_ready(self, client: httpx.Client, timeout: float = 90) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            assert self.proc.poll() is None, self.proc.stderr.read().decode()
+            try:
+                if client.get(f"{self.url}/readyz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)  # polling interval while the process starts
+        raise AssertionError(f"not ready within {timeout} s")
+
+    def interrupt(self) -> tuple[int, str, str]:
+        """Ctrl-C; returns (exit code, stdout, stderr)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            out, err = self.proc.communicate(timeout=30)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode, out.decode(), err.decode()
+
+
 @pytest.mark.slow
 def test_recog_video_live_serves_mjpeg_over_real_http(tiny_bundle, tmp_path):
     from PIL import Image
 
-    clip = tmp_path / "long.mp4"
-    render_clip(clip, frames=80, fps=10)                   # 8 s played in real time
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "recog", "video", str(tiny_bundle), str(clip), "--live",
-                             "--port", str(port), "--name", "door"],
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
+    live = LiveProcess(tiny_bundle, tmp_path)
     try:
         with httpx.Client(timeout=10.0) as client:
-            end = time.monotonic() + 90
-            while time.monotonic() < end:
-                assert proc.poll() is None, proc.stderr.read().decode()
-                try:
-                    if client.get(f"{url}/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.1)  # polling interval while the process starts
-            (listed,) = client.get(f"{url}/v1/video/streams").json()["streams"]
-            assert listed["name"] == "door" and listed["running"] and listed["source"] == str(clip)
+            live.wait_ready(client)
+            (listed,) = client.get(f"{live.url}/v1/video/streams").json()["streams"]
+            assert listed["name"] == "door" and listed["running"] and listed["source"] == str(live.clip)
             body = b""
-            with client.stream("GET", f"{url}/v1/video/streams/door/mjpeg") as resp:
+            with client.stream("GET", f"{live.url}/v1/video/streams/door/mjpeg") as resp:
                 assert resp.status_code == 200
                 for chunk in resp.iter_bytes():
                     body += chunk
@@ -128,13 +152,42 @@ def test_recog_video_live_serves_mjpeg_over_real_http(tiny_bundle, tmp_path):
             frames = [np.asarray(Image.open(io.BytesIO(j))) for j in jpeg_parts(body[:body.rfind(b"--frame")])]
             assert len(frames) >= 3 and frames[0].shape == (240, 320, 3)
             assert np.abs(frames[0].astype(int) - frames[-1]).mean() > 1     # the video moves
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err.decode()
-    summary = json.loads(out.decode().strip().splitlines()[-1])
+        code, out, err = live.interrupt()
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
     assert summary["processed"] >= 3 and summary["stopped"] in ("interrupted", "end of file")
-    assert "live stream 'door' at http://127.0.0.1:" in err.decode()
+    assert "live stream 'door' at http://127.0.0.1:" in err
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_the_page_shows_the_live_stream(tiny_bundle, tmp_path):
+    chromium = "/usr/bin/chromium"
+    if not os.path.exists(chromium):
+        pytest.skip(f"{chromium} not found; run `python scripts/ensure_chromium.py` (make test does)")
+    from playwright.sync_api import sync_playwright
+
+    live = LiveProcess(tiny_bundle, tmp_path)
+    try:
+        with httpx.Client(timeout=10.0) as client:
+            live.wait_ready(client)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page()
+            errors = []
+            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+            page.goto(live.url + "/#video")
+            page.wait_for_selector("#stream option[value='door']", state="attached", timeout=15_000)
+            page.wait_for_function("document.getElementById('live-frame').src.startsWith('blob:')", timeout=15_000)
+            page.wait_for_function("/door: [3-9]\\d* frames|door: \\d{2,} frames/.test("
+                                   "document.getElementById('live-info').textContent)", timeout=15_000)
+            assert page.locator("#drop").is_hidden() and page.locator("#error").is_hidden()
+            width = page.evaluate("document.getElementById('live-frame').naturalWidth")
+            page.select_option("#mode", "classify")                # leaving the mode stops reading the stream
+            assert page.locator("#drop").is_visible()
+            browser.close()
+        assert errors == [], errors                                # no CSP violation, no script error
+        assert width == 320
+    finally:
+        live.interrupt()

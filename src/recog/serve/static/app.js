@@ -1,6 +1,6 @@
 // recog web page: pick a model, drop or choose an image, see the top-k labels as bars.
 // Modes: what a dropped photo is for. This file adds "classify"; search.js adds "search" (an index's
-// most similar items as a grid). Each mode has controls #<mode>-controls, an output section, run(file)
+// most similar items as a grid); video.js adds "video" (a live annotated stream; no photo to drop). Each mode has controls #<mode>-controls, an output section, run(file)
 // and load() (fill its select from the API).
 // Served from this machine only (no CDN); talks to the same origin's /v1 API.
 "use strict";
@@ -193,13 +193,15 @@ function switchMode() {
   for (const [name, m] of Object.entries(modes)) {
     $(`${name}-controls`).hidden = m !== currentMode();
     $(m.output).hidden = true;
+    if (m !== currentMode() && m.stop) m.stop();
   }
+  $("drop").hidden = Boolean(currentMode().noDrop);  // the video mode shows a stream, not a dropped photo
   currentMode().load();
 }
 
 function setup() {
   modes.classify = { run: classify, load: loadModels, output: "output" };
-  if (location.hash === "#search" && modes.search) $("mode").value = "search";
+  if (modes[location.hash.slice(1)]) $("mode").value = location.hash.slice(1);  // /#search, /#video
   wireInputs((file) => currentMode().run(file), () => currentMode().load());
   $("model").addEventListener("change", describeModel);
   $("mode").addEventListener("change", switchMode);

@@ -1,0 +1,211 @@
+"""Video figures: end-to-end frames/s and latency, bounded latency under a fast source, tracking scores.
+
+Usage (from the repository root; the machine's load is printed with every figure)::
+
+    python benchmarks/video.py throughput [--frames 120] [--threads 2]
+    python benchmarks/video.py bounded    [--fps 60] [--seconds 6] [--threads 2]
+    python benchmarks/video.py tracking   [--frames 600] [--objects 8]
+
+* ``throughput``: :func:`recog.video.run.run_video` over a 640x480 H.264 clip (photographs moving
+  over a photo), every frame in order, for a classifier (the ``efficientnet-lite0`` ready preset:
+  ImageNet weights, 224 px) and a detector (FCOS on EfficientNet-Lite0 at 320 px, the architecture
+  and input size ``benchmarks/detect.py`` trains on BCCD; built with random weights when no trained
+  bundle is given with ``--detector``: the timing is the same, boxes are meaningless). Reports
+  frames/s and per-frame latency (decode + preprocessing + model + postprocessing + annotation +
+  encoding to the output video) p50/p95.
+* ``bounded``: the same clip played in real time at ``--fps`` (faster than the model), once through
+  the latest-frame reader (what ``recog video`` does with a live source) and once through an
+  unbounded FIFO queue (what a naive reader does): latency p50/p95/max and frames dropped. With
+  the reader the latency stays near one processing time; with the queue it grows with the run.
+* ``tracking``: :class:`recog.video.tracker.ByteTracker` on a synthetic sequence with known
+  trajectories (``--objects`` boxes moving at constant velocities, bouncing off the borders, so they
+  cross often) seen by a simulated detector (2 px box jitter, 10 % of boxes missed, 20 % scored
+  low as if occluded, 0.5 false positives per frame): CLEAR-MOT MOTA, MOTP, ID switches
+  (:func:`recog.video.mot.clear_mot`), for ByteTrack and for the same tracker without its
+  low-score round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").is_file() else "n/a"
+
+
+def render_clip(path: Path, *, frames: int, fps: int, size=(640, 480)) -> Path:
+    """A 640x480 H.264 clip: scikit-image's cat and astronaut moving across its coffee photo."""
+    import av
+    from PIL import Image
+    from skimage import data
+
+    w, h = size
+    background = np.asarray(Image.fromarray(data.coffee()).resize((w, h)))
+    sprites = [np.asarray(Image.fromarray(getattr(data, n)()).resize((120, 120))) for n in ("chelsea", "astronaut")]
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=fps)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        for i in range(frames):
+            img = background.copy()
+            t = (i % 60) / 59
+            for k, sp in enumerate(sprites):
+                x = int((t if k == 0 else 1 - t) * (w - 120))
+                img[100 + 180 * k:220 + 180 * k, x:x + 120] = sp
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return path
+
+
+def models(args: argparse.Namespace) -> dict:
+    import torch
+
+    import recog
+    from recog.models import save_bundle
+    from recog.tasks import get_task
+
+    out = {"classify (efficientnet-lite0, 224 px)": recog.load("efficientnet-lite0", threads=args.threads)}
+    if args.detector:
+        out[f"detect ({args.detector})"] = recog.load(args.detector, threads=args.threads)
+    else:
+        torch.manual_seed(0)
+        created = get_task("detect").build("efficientnet-lite0", ["cell"], weights="none")
+        bundle = save_bundle(Path(args.work) / "fcos-lite0", created.model, labels=["cell"],
+                             preprocessing=created.preprocessing, task="detect", source_model="efficientnet-lite0")
+        out["detect (FCOS-Lite0, 320 px, random weights)"] = recog.load(bundle, threads=args.threads)
+    return out
+
+
+def cmd_throughput(args: argparse.Namespace) -> dict:
+    from recog.video.run import AnnotatedVideo, VideoOptions, run_video
+    from recog.video.sources import open_source
+
+    clip = render_clip(Path(args.work) / "clip640.mp4", frames=args.frames, fps=30)
+    result = {"clip": f"640x480, {args.frames} frames", "threads": args.threads}
+    for name, model in models(args).items():
+        run_video(model, open_source(str(clip)), VideoOptions(max_frames=5))  # warm-up
+        start_load = load()
+        s = run_video(model, open_source(str(clip)), VideoOptions(),
+                      sinks=[AnnotatedVideo(Path(args.work) / "out.mp4")]).to_dict()
+        result[name] = {"fps": s["fps"], "latency_ms": s["latency_ms"], "frames": s["processed"],
+                        "load_start": start_load, "load_end": load()}
+        print(name, result[name], flush=True)
+    return result
+
+
+class QueuedReader:
+    """The naive alternative to :class:`~recog.video.reader.LatestFrameReader`: every frame queued (FIFO)."""
+
+    def __init__(self, source) -> None:
+        self.q: queue.Queue = queue.Queue()
+        threading.Thread(target=self._run, args=(source,), daemon=True).start()
+
+    def _run(self, source) -> None:
+        while (f := source.read()) is not None:
+            self.q.put(f)
+        self.q.put(None)
+
+
+def cmd_bounded(args: argparse.Namespace) -> dict:
+    from recog.video.reader import LatestFrameReader
+    from recog.video.sources import FileSource
+
+    clip = render_clip(Path(args.work) / f"clip{args.fps}.mp4", frames=int(args.fps * args.seconds), fps=args.fps)
+    model = models(args)["classify (efficientnet-lite0, 224 px)"]
+    model.predict(np.zeros((480, 640, 3), np.uint8))
+    result = {"clip": f"640x480 at {args.fps} fps for {args.seconds} s, played in real time",
+              "model": "efficientnet-lite0 (classify)", "threads": args.threads}
+    for variant in ("latest-frame reader", "FIFO queue"):
+        start_load = load()
+        src = FileSource(clip, realtime=True)
+        latencies = []
+        if variant == "latest-frame reader":
+            reader = LatestFrameReader(src)
+            take = reader.get
+        else:
+            take = QueuedReader(src).q.get
+        while (frame := take()) is not None:
+            model.predict(frame.image)
+            latencies.append(time.monotonic() - frame.captured)
+        lat = np.array(latencies) * 1000
+        result[variant] = {"processed": len(lat), "dropped": int(args.fps * args.seconds) - len(lat),
+                           "latency_ms": {q: round(float(np.percentile(lat, p)), 1)
+                                          for q, p in (("p50", 50), ("p95", 95), ("max", 100))},
+                           "load_start": start_load, "load_end": load()}
+        print(variant, result[variant], flush=True)
+    return result
+
+
+def synthetic(frames: int, objects: int, seed: int = 0, size=(640, 480)):
+    """Known trajectories (boxes bouncing off the borders) and what a noisy detector sees of them per frame."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    wh = rng.uniform(40, 70, (objects, 2))
+    pos = rng.uniform([0, 0], [w - 70, h - 70], (objects, 2))
+    vel = rng.uniform(-6, 6, (objects, 2))
+    for _ in range(frames):
+        pos += vel
+        for axis, limit in ((0, w), (1, h)):
+            out = (pos[:, axis] < 0) | (pos[:, axis] + wh[:, axis] > limit)
+            vel[out, axis] *= -1
+            pos[:, axis] = np.clip(pos[:, axis], 0, limit - wh[:, axis])
+        truth = np.hstack([pos, pos + wh])
+        seen = rng.random(objects) > 0.10
+        boxes = truth[seen] + rng.normal(0, 2.0, (seen.sum(), 4))
+        scores = np.where(rng.random(seen.sum()) < 0.2, rng.uniform(0.15, 0.45, seen.sum()),
+                          rng.uniform(0.6, 0.95, seen.sum()))
+        n_fp = rng.poisson(0.5)
+        fp_xy = rng.uniform([0, 0], [w - 60, h - 60], (n_fp, 2))
+        boxes = np.vstack([boxes, np.hstack([fp_xy, fp_xy + 50])])
+        scores = np.concatenate([scores, rng.uniform(0.2, 0.7, n_fp)])
+        yield list(range(objects)), truth, boxes, scores
+
+
+def cmd_tracking(args: argparse.Namespace) -> dict:
+    from recog.video.mot import clear_mot
+    from recog.video.tracker import ByteTracker
+
+    result = {"sequence": f"{args.objects} objects, {args.frames} frames, 640x480, 2 px jitter, 10 % missed, "
+                          f"20 % low-score, 0.5 false positives/frame", "load": load()}
+    for name, tracker in (("ByteTrack (high 0.5, low 0.1)", ByteTracker()),
+                          ("without the low-score round (low = high = 0.5)", ByteTracker(low=0.5))):
+        frames = []
+        for i, (ids, truth, boxes, scores) in enumerate(synthetic(args.frames, args.objects)):
+            tracks = tracker.update(boxes, scores, np.zeros(len(boxes)), ["obj"] * len(boxes), frame=i)
+            frames.append((ids, truth, [t.id for t in tracks], np.array([t.box for t in tracks]).reshape(-1, 4)))
+        result[name] = clear_mot(frames).to_dict()
+        print(name, result[name], flush=True)
+    return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("what", choices=("throughput", "bounded", "tracking"))
+    p.add_argument("--frames", type=int, default=None)
+    p.add_argument("--fps", type=int, default=60)
+    p.add_argument("--seconds", type=float, default=6.0)
+    p.add_argument("--objects", type=int, default=8)
+    p.add_argument("--detector", default=None, help="a trained detect bundle (default: FCOS-Lite0 with random weights)")
+    p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
+    p.add_argument("--work", default="/tmp/recog-video-bench")
+    args = p.parse_args()
+    Path(args.work).mkdir(parents=True, exist_ok=True)
+    args.frames = args.frames or {"throughput": 120, "tracking": 600}.get(args.what, 0)
+    result = {"throughput": cmd_throughput, "bounded": cmd_bounded, "tracking": cmd_tracking}[args.what](args)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
