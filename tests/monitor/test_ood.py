@@ -17,9 +17,12 @@ def test_training_stores_a_reference(digits_model):
     assert ref["images"] > 0 and len(ref["sample"]) == ref["images"]
     assert np.array(ref["inputs"]).shape[1] == 5          # width, height, brightness, contrast, blur
     assert np.array(ref["inputs"])[:, :2].max() == 28     # MNIST digits are 28x28
+    train_count = sum(raw["dataset"]["counts"]["train"].values())
+    assert len(ref["inputs"]) == min(200, train_count) < sum(map(sum, (c.values() for c in raw["dataset"]["counts"].values())))
     assert len(ref["predicted"]) == 3 and sum(ref["predicted"]) == pytest.approx(1, abs=1e-3)
     det = ref["detector"]
     assert det["threshold"] == 0.95 and np.all(np.diff(det["quantiles"]) >= 0)
+    assert det["threshold_rule"]["rule"] == "in-distribution quantile" and det["threshold_rule"]["ood_set"] is None
 
 
 def test_photos_score_stranger_than_digits(digits_model, digits_tree, photos):
@@ -32,7 +35,8 @@ def test_photos_score_stranger_than_digits(digits_model, digits_tree, photos):
     assert all(r.ood.unknown for r in others)
     assert np.mean([r.ood.unknown for r in digits]) < 0.5
     out = others[0].to_dict()["ood"]
-    assert out["method"] == "mahalanobis+energy (logits)" and out["unknown"] is True
+    assert out["method"] == "mahalanobis+energy (logits); threshold: in-distribution quantile, no OOD set"
+    assert out["unknown"] is True
 
 
 def test_bundle_without_reference_falls_back_and_says_so(tiny_bundle, photos):

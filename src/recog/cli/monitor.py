@@ -1,4 +1,5 @@
-"""``recog monitor`` (drift report), ``recog feedback add|export``, ``recog retrain``, ``recog compare``."""
+"""``recog monitor`` (drift report), ``recog ood threshold``, ``recog feedback add|export``, ``recog retrain``,
+``recog compare``."""
 
 from __future__ import annotations
 
@@ -28,6 +29,41 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"{model}: {summary['drifted']} of {summary['windows']} window(s) drifted; last window: "
                    f"{summary['last']}")
         typer.echo(f"report: {report}")
+
+    ood_app = typer.Typer(help="The out-of-distribution (unknown) verdict of classifiers.", no_args_is_help=True)
+
+    @ood_app.command("threshold")
+    def ood_threshold(
+        bundle: Path = typer.Argument(..., help="Classifier bundle (runs/NAME/best)."),
+        ood: list[Path] = typer.Option([], "--ood", help="Folder of images the model should call unknown "
+                                       "(repeatable). Without it the threshold stays the in-distribution quantile."),
+        data: Optional[Path] = typer.Option(None, "--data", help="Labelled in-distribution data [the bundle's "
+                                            "training data, from recog.json]."),
+        split: Optional[str] = typer.Option(None, help="Split of --data to use; default test, else val, else all."),
+        max_false_alarm: float = typer.Option(0.05, help="Largest share of held-out in-distribution images "
+                                              "flagged unknown."),
+    ) -> None:
+        """Choose the `unknown` threshold on held-out images plus a stated OOD set and record it in the
+        bundle (a new bundle version); prints AUROC and the threshold's TPR (OOD flagged) / FPR."""
+        from recog.cli.progress import bar
+        from recog.monitor.threshold import calibrate_bundle
+
+        res = calibrate_bundle(bundle, ood, data=data, split=split, max_false_alarm=max_false_alarm,
+                               progress_factory=bar)
+        if res["ood_set"] is None:
+            typer.echo(f"no OOD set: threshold {res['threshold']:g} is the in-distribution quantile (chosen without "
+                       f"any out-of-distribution image; pass --ood DIR to choose one); false alarms "
+                       f"{100 * res['fpr']:.1f}% on {res['in_distribution']}")
+        else:
+            typer.echo(f"threshold {res['threshold']:g}: AUROC {res['auroc']:.4f}; TPR {100 * res['tpr']:.1f}% of "
+                       f"{res['ood_images']} OOD image(s) flagged unknown, FPR {100 * res['fpr']:.1f}% of "
+                       f"{res['in_distribution']}")
+        if res["includes_training_images"]:
+            typer.echo("warning: the data has no test/val split, so training images were scored and the false-alarm "
+                       "rate is optimistic; pass held-out images with --data", err=True)
+        typer.echo(f"recorded in {res['bundle']} (version {res['version']})")
+
+    app.add_typer(ood_app, name="ood")
 
     feedback_app = typer.Typer(help="True labels for logged predictions; images worth labelling.",
                                no_args_is_help=True)

@@ -2,14 +2,16 @@
 
 With a reference in the bundle (:mod:`recog.monitor.reference`) the score is calibrated: the share of
 held-out in-distribution validation images that scored lower (0.97 = stranger than 97% of them), and
-``unknown`` is true above the bundle's threshold (0.95: 5% of in-distribution images are flagged).
+``unknown`` is true above the bundle's threshold (0.95 at training time: 5% of in-distribution images
+are flagged; ``recog ood threshold --ood DIR`` chooses one with a stated OOD set,
+:mod:`recog.monitor.threshold`). The ``method`` field names the score and where the threshold came from.
 Without one (bundles trained before, ImageNet presets) the score is ``1 - max softmax probability``,
 uncalibrated, and ``unknown`` is None: the method field says so.
 
 Example:
     >>> import recog                                             # doctest: +SKIP
     >>> recog.load("runs/digits/best").predict("ants.jpg").ood   # doctest: +SKIP
-    OutOfDistribution(score=0.999, unknown=True, threshold=0.95, method='mahalanobis+energy (logits)')
+    OutOfDistribution(score=0.999, unknown=True, threshold=0.95, method='mahalanobis+energy (logits); threshold: ...')
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from recog.monitor.reference import combined, reference_of
+from recog.monitor.threshold import describe
 from recog.types import OutOfDistribution
 
 METHOD = "mahalanobis+energy (logits)"
@@ -62,7 +65,7 @@ def ood_scores(logits: np.ndarray, manifest: Any, probs: np.ndarray | None = Non
     raw = combined(logits, det, manifest.temperature)
     q = det["quantiles"]
     cdf = np.interp(raw, q, np.linspace(0.0, 1.0, len(q)), left=0.0, right=1.0)
-    return cdf, float(det["threshold"]), METHOD
+    return cdf, float(det["threshold"]), f"{METHOD}; {describe(det.get('threshold_rule'))}"
 
 
 def ood_results(logits: np.ndarray, manifest: Any, probs: np.ndarray | None = None) -> list[OutOfDistribution]:

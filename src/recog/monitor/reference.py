@@ -8,7 +8,9 @@ against, and needs no access to the training data afterwards:
     the out-of-distribution detector: class means of the logits and a shrunk shared precision matrix
     (Mahalanobis distance in logit space; diagonal above :data:`MAX_FULL_COV` classes), the median and
     spread of the Mahalanobis and energy scores, and the quantiles of the combined score on held-out
-    images (its empirical CDF is the calibrated ``ood.score``). The validation split is halved: one half
+    images (its empirical CDF is the calibrated ``ood.score``); the ``unknown`` threshold and the rule
+    that chose it (``threshold_rule``: the in-distribution quantile until ``recog ood threshold
+    --ood DIR`` chooses one with a stated OOD set, :mod:`recog.monitor.threshold`). The validation split is halved: one half
     fits the means and covariance, the other calibrates, so the 5% false-alarm target holds on new
     in-distribution images rather than on the images the means were fitted to.
 ``confidence``
@@ -104,6 +106,12 @@ def combined(logits: np.ndarray, detector: dict[str, Any], temperature: float) -
     return np.maximum(zm, ze)
 
 
+def default_rule(images: int, false_alarm: float = FALSE_ALARM) -> dict[str, Any]:
+    """The ``threshold_rule`` written at training time: the in-distribution quantile, no OOD set."""
+    return {"rule": "in-distribution quantile", "max_false_alarm": false_alarm, "ood_set": None,
+            "in_distribution": f"val ({images} images)"}
+
+
 def fit_reference(logits: np.ndarray, targets: np.ndarray, temperature: float = 1.0, *,
                   inputs: np.ndarray | None = None, seed: int = 0) -> dict[str, Any]:
     """The ``"reference"`` record for validation logits ``(N, C)`` and their labels ``(N,)``.
@@ -124,6 +132,7 @@ def fit_reference(logits: np.ndarray, targets: np.ndarray, temperature: float = 
     det["energy"] = _spread(energy(x[cal_idx], temperature))
     det["quantiles"] = np.quantile(combined(x[cal_idx], det, temperature), _QUANTILES).round(5).tolist()
     det["threshold"] = round(1.0 - FALSE_ALARM, 4)
+    det["threshold_rule"] = default_rule(len(cal_idx))
     det["fitted_on"] = f"val ({len(fit_idx)} images fit, {len(cal_idx)} calibrate)"
     z = x / temperature
     probs = np.exp(z - z.max(axis=1, keepdims=True))

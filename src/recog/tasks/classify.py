@@ -144,6 +144,14 @@ class Classify(Task):
         return layer
 
     # ------------------------------------------------------------------ training
+    def decode_split(self, samples: Sequence[Any], labels: Sequence[str], prep: Any, **options: Any) -> Any:
+        """The base class's batch source; the training split's files are kept for the drift reference
+        (:meth:`setup_training` draws its input statistics from them, not from a second read of the data)."""
+        data = super().decode_split(samples, labels, prep, **options)
+        if samples and getattr(samples[0], "split", None) == "train":
+            self._train_paths = [s.path for s in data.samples]
+        return data
+
     def setup_training(self, config: Any, labels: Sequence[str], targets: np.ndarray, prep: Any,
                        device: str) -> None:
         import torch
@@ -154,7 +162,7 @@ class Classify(Task):
         self.mean = torch.tensor(prep.mean, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(prep.std, device=device).view(1, 3, 1, 1)
         self.label_smoothing = config.label_smoothing
-        self.input_stats = _input_stats(config.data)
+        self.input_stats = _input_stats(getattr(self, "_train_paths", None))
         self.class_weight = None
         if config.balance == "loss":
             counts = np.bincount(targets, minlength=len(labels)).astype(np.float64)
@@ -280,13 +288,11 @@ class Classify(Task):
         return None
 
 
-def _input_stats(data: Any) -> np.ndarray:
-    """Input statistics of a sample of the training images, for the bundle's drift reference."""
-    from recog.data import load_dataset
+def _input_stats(paths: Sequence[Path] | None) -> np.ndarray | None:
+    """Input statistics of a sample of the engine's training images (None when it decoded no split)."""
     from recog.monitor.reference import input_reference
 
-    dataset = load_dataset(data)
-    return input_reference([s.path for s in (dataset.split("train") or dataset.samples)])
+    return input_reference(paths) if paths else None
 
 
 def choose_split(dataset: Any, split: str | None) -> tuple[list, str]:
