@@ -78,8 +78,8 @@ def test_integrated_gradients_completeness(pointing):
     prep = ex.manifest.preprocessing
     for img in test.images[:3]:
         x = torch.from_numpy(preprocess(img, prep))[None]
-        attr, delta = integrated_gradients_with_delta(ex.task, ex.model, x, 1, mean=prep.mean, std=prep.std,
-                                                      steps=64)
+        attr, delta = integrated_gradients_with_delta(lambda inp: ex.task.forward(ex.model, inp)[:, 1], x,
+                                                      mean=prep.mean, std=prep.std, steps=64)
         with torch.no_grad():
             fx = float(ex.task.forward(ex.model, x)[0, 1])
             fb = float(ex.task.forward(ex.model, black_baseline(x, prep.mean, prep.std))[0, 1])

@@ -1,25 +1,34 @@
-"""Attribution maps through captum: Grad-CAM, Integrated Gradients, occlusion.
+"""Attribution maps: Grad-CAM, Grad-CAM++, Integrated Gradients, occlusion.
 
-Every method explains the **logit** of one class for one normalized input
-``(1, 3, H, W)`` and returns an ``(H, W)`` float32 map over the model input
-(Grad-CAM is upsampled bilinearly from the stage's resolution). The model is
-called only through ``task.forward`` (the seam in :mod:`recog.tasks`).
+Every method explains one **score** (a callable ``(N, 3, H, W) → (N,)``: a class logit of a
+classifier, the class-score logit of one detector box) for one normalized input
+``(1, 3, H, W)`` and returns an ``(H, W)`` float32 map over the model input (the CAMs are
+upsampled bilinearly from the layer's resolution). The score callables come from the task
+(:mod:`recog.tasks`): the model is only called through it.
 
-- ``gradcam``: captum ``LayerGradCam`` on ``task.target_layer(model)`` (the
-  last convolutional stage), ReLU applied: one forward and one backward pass.
-  Refused for transformers (ViT, DINOv2) with the methods that do work.
-- ``ig``: captum ``IntegratedGradients`` from a black image, ``steps``
-  points (Gauss-Legendre), summed over colour channels (signed). Sums to
-  ``logit(x) - logit(black)`` up to the integration error (completeness).
+- ``gradcam``: captum ``LayerGradCam`` on the layer the task names (a classifier's last
+  convolutional stage), ReLU applied: one forward and one backward pass. Refused for
+  transformers (ViT, DINOv2) with the methods that do work. For one detector **box**
+  (``local=True``) the gradients are not averaged over the map before weighting the
+  activations but kept per location (captum ``LayerGradientXActivation``, summed over
+  channels, ReLU: the instance-specific form of Zhao et al., "ODAM", ICLR 2023). Averaged
+  weights light every object of the box's class, not the box (``benchmarks/explain.py``
+  measures both).
+- ``gradcam++``: Chattopadhay et al., WACV 2018 (captum has no implementation): channel
+  weights ``sum_ij alpha_ij relu(dY/dA_ij)`` with ``alpha = g^2 / (2 g^2 + sum_ab A_ab g^3)``
+  (the closed form for an exponential of the score), ReLU of the weighted sum.
+- ``ig``: captum ``IntegratedGradients`` from a black image, ``steps`` points
+  (Gauss-Legendre), summed over colour channels (signed). Sums to
+  ``score(x) - score(black)`` up to the integration error (completeness).
 - ``occlusion``: captum ``Occlusion`` with a grey (mean colour, 0 after
   normalization) square of about 1/7 of the input side, stride half of it:
-  the drop of the logit when that patch is hidden (positive = evidence for).
+  the drop of the score when that patch is hidden (positive = evidence for).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -28,7 +37,11 @@ from recog.errors import ConfigError, RecogError, did_you_mean
 if TYPE_CHECKING:
     import torch
 
-METHODS = ("gradcam", "ig", "occlusion")
+METHODS = ("gradcam", "gradcam++", "ig", "occlusion")
+#: the methods that weight a layer's activations (they need the task to name a layer).
+CAM_METHODS = ("gradcam", "gradcam++")
+
+Score = Callable[["torch.Tensor"], "torch.Tensor"]
 
 
 class ExplanationStopped(RecogError):
@@ -73,59 +86,94 @@ def black_baseline(x: "torch.Tensor", mean: tuple[float, ...], std: tuple[float,
     return ((0.0 - m) / s).expand_as(x).contiguous()
 
 
-def attribute(task: Any, model: "torch.nn.Module", x: "torch.Tensor", target: int, method: str, *,
-              mean: tuple[float, ...], std: tuple[float, ...],
+def gradcam_plus_plus(score: Score, layer: "torch.nn.Module", x: "torch.Tensor") -> "torch.Tensor":
+    """Grad-CAM++ of ``score`` at ``layer``: ``(1, 3, H, W)`` → ``(1, 1, h, w)`` at the layer's resolution.
+
+    Chattopadhay et al. 2018, eq. 19 with the exponential of the score (so higher derivatives are
+    powers of the first): ``alpha_kij = g^2 / (2 g^2 + sum_ab A_kab g^3)``, weights
+    ``w_k = sum_ij alpha_kij relu(g_kij)``, map ``relu(sum_k w_k A_k)``.
+    """
+    import torch
+
+    seen: list[torch.Tensor] = []
+    hook = layer.register_forward_hook(lambda _m, _i, out: seen.append(out))
+    try:
+        y = score(x.detach().clone().requires_grad_(True))
+    finally:
+        hook.remove()
+    if len(seen) != 1:
+        raise ConfigError(f"the Grad-CAM layer ran {len(seen)} times in one forward pass; expected once.")
+    act = seen[0]
+    (g,) = torch.autograd.grad(y.sum(), act)
+    act, g = act.detach(), g.detach()
+    g2, g3 = g.pow(2), g.pow(3)
+    denom = 2 * g2 + act.sum(dim=(2, 3), keepdim=True) * g3
+    alpha = torch.where(g != 0, g2 / torch.where(denom != 0, denom, torch.ones_like(denom)), torch.zeros_like(g))
+    weights = (alpha * torch.relu(g)).sum(dim=(2, 3), keepdim=True)
+    return torch.relu((weights * act).sum(dim=1, keepdim=True))
+
+
+def attribute(score: Score, x: "torch.Tensor", method: str, *, layer: Callable[[], "torch.nn.Module"],
+              mean: tuple[float, ...], std: tuple[float, ...], local: bool = False,
               options: MethodOptions = MethodOptions(), should_stop: Callable[[], bool] | None = None
               ) -> np.ndarray:
-    """``(1, 3, H, W)`` normalized input → ``(H, W)`` float32 attribution map for class ``target``.
+    """``(1, 3, H, W)`` normalized input → ``(H, W)`` float32 attribution map of ``score``.
 
-    ``should_stop`` is checked before every forward pass (IG and occlusion make dozens):
-    when it returns True the work ends with :class:`ExplanationStopped`.
+    Args:
+        score: ``(N, 3, H, W)`` → ``(N,)``, the number explained (from the task).
+        layer: the task's layer for the CAM methods (called only by them: a ViT has none).
+        local: per-location gradient weights for Grad-CAM (one detector box; see the module notes).
+        should_stop: checked before every forward pass (IG and occlusion make dozens); when it
+            returns True the work ends with :class:`ExplanationStopped`.
 
     Raises:
-        ConfigError: unknown method; Grad-CAM on a model without a convolutional stage.
+        ConfigError: unknown method; a CAM method on a model without a convolutional stage.
         ExplanationStopped: ``should_stop`` said so.
     """
     import torch
-    from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam, Occlusion
+    from captum.attr import (IntegratedGradients, LayerAttribution, LayerGradCam, LayerGradientXActivation,
+                             Occlusion)
 
     check_method(method)
 
     def forward(inp: "torch.Tensor") -> "torch.Tensor":
         if should_stop is not None and should_stop():
             raise ExplanationStopped("the explanation was stopped before it finished.")
-        return task.forward(model, inp)
+        return score(inp)
 
     h, w = x.shape[-2:]
     with torch.enable_grad():
-        if method == "gradcam":
-            layer = task.target_layer(model)
-            cam = LayerGradCam(forward, layer).attribute(x, target=target, relu_attributions=True)
+        if method in CAM_METHODS:
+            target_layer = layer()
+            if method == "gradcam++":
+                cam = gradcam_plus_plus(forward, target_layer, x)
+            elif local:
+                cam = torch.relu(LayerGradientXActivation(forward, target_layer).attribute(x).sum(1, keepdim=True))
+            else:
+                cam = LayerGradCam(forward, target_layer).attribute(x, relu_attributions=True)
             out = LayerAttribution.interpolate(cam.detach(), (h, w), interpolate_mode="bilinear")
             return out[0].sum(0).float().cpu().numpy()
         if method == "ig":
             ig = IntegratedGradients(forward)
-            attr = ig.attribute(x, baselines=black_baseline(x, mean, std), target=target,
-                                n_steps=options.ig_steps, internal_batch_size=options.ig_batch)
+            attr = ig.attribute(x, baselines=black_baseline(x, mean, std), n_steps=options.ig_steps,
+                                internal_batch_size=options.ig_batch)
             return attr.detach()[0].sum(0).float().cpu().numpy()
     side = max(2, round(min(h, w) * options.occlusion_window))
     stride = max(1, side // 2)
     with torch.no_grad():
         attr = Occlusion(forward).attribute(x, sliding_window_shapes=(3, side, side), strides=(3, stride, stride),
-                                            baselines=0.0, target=target,
-                                            perturbations_per_eval=options.occlusion_batch)
+                                            baselines=0.0, perturbations_per_eval=options.occlusion_batch)
     return attr[0].mean(0).float().cpu().numpy()
 
 
-def integrated_gradients_with_delta(task: Any, model: "torch.nn.Module", x: "torch.Tensor", target: int, *,
-                                    mean: tuple[float, ...], std: tuple[float, ...], steps: int = 32
-                                    ) -> tuple[np.ndarray, float]:
-    """IG attributions ``(3, H, W)`` and captum's convergence delta: ``sum(attr) - (f(x) - f(baseline))``."""
+def integrated_gradients_with_delta(score: Score, x: "torch.Tensor", *, mean: tuple[float, ...],
+                                    std: tuple[float, ...], steps: int = 32) -> tuple[np.ndarray, float]:
+    """IG attributions ``(3, H, W)`` of ``score`` and captum's convergence delta:
+    ``sum(attr) - (score(x) - score(baseline))``."""
     import torch
     from captum.attr import IntegratedGradients
 
     with torch.enable_grad():
-        attr, delta = IntegratedGradients(lambda inp: task.forward(model, inp)).attribute(
-            x, baselines=black_baseline(x, mean, std), target=target, n_steps=steps,
-            return_convergence_delta=True)
+        attr, delta = IntegratedGradients(score).attribute(
+            x, baselines=black_baseline(x, mean, std), n_steps=steps, return_convergence_delta=True)
     return attr.detach()[0].float().cpu().numpy(), float(delta.detach().reshape(-1)[0])

@@ -17,6 +17,16 @@ Decisions, and why:
   call, so calls on one explainer run one at a time.
 * ViT / DINOv2: ``ig`` and ``occlusion`` work; ``gradcam`` is refused with
   a message naming them (no convolutional stage to weight).
+* Detectors explain **one box**: the logit of its class score at the output location
+  that produced it (:meth:`recog.tasks.detect.Detect.box_anchor`: found from the
+  detections, then fixed, so NMS is not differentiated and the score stays that box's
+  for IG's and occlusion's many passes). The boxes are the ones ``recog predict``
+  prints at the same ``min_score`` (default 0.3), in the same order: ``box=3`` is the
+  fourth line of its ``boxes``. No box given: the top box, or with ``target`` the best
+  box of that class. Every method works on a box (the score is one number either way);
+  Grad-CAM weights its pyramid level per location (see :mod:`recog.explain.attribution`).
+  One box per explanation, not every box in one overlay: a map normalised over several
+  boxes lets the strongest hide the others (explain a folder or call once per box).
 """
 
 from __future__ import annotations
@@ -40,6 +50,12 @@ if TYPE_CHECKING:
     from recog.runtime.predictor import Predictor
 
 
+class NoBox(ConfigError):
+    """The detector found nothing to explain in an image: no box at all, or none of the target class."""
+
+    code = "no_box"
+
+
 @dataclass
 class Explanation:
     """Why the model gave ``target`` its score for one image.
@@ -54,6 +70,9 @@ class Explanation:
         image_size: ``[width, height]`` of the original image (after EXIF orientation).
         peak: ``[x, y]`` original pixel of the map's maximum.
         source: the file name, when explaining a file.
+        box: a detector's explained box ``[x1, y1, x2, y2]`` (original pixels); None for a classifier.
+        box_index: its position in the detections (as ``recog predict`` lists them); ``boxes``: how
+            many boxes scored at least ``min_score``.
     """
 
     method: str
@@ -68,6 +87,15 @@ class Explanation:
     peak: list[int]
     source: str | None = None
     image: "Image.Image | None" = field(default=None, repr=False)
+    box: list[float] | None = None
+    box_index: int | None = None
+    boxes: int | None = None
+    min_score: float | None = None
+
+    @property
+    def peak_in_box(self) -> bool | None:
+        """Whether the map's peak falls inside the explained box (None for a classifier)."""
+        return None if self.box is None else render.inside(self.peak, self.box)
 
     def heat(self) -> np.ndarray:
         """``(height, width)`` display map in ``[0, 1]`` over the original image."""
@@ -82,14 +110,24 @@ class Explanation:
         img = image if image is not None else self.image
         if img is None:
             raise ConfigError("this explanation has no image to draw on; pass one.")
-        return render.overlay(img, self.heat())
+        shown = render.overlay(img, self.heat())
+        if self.box is None:
+            return shown
+        from recog.detect.draw import draw_boxes
+
+        return draw_boxes(shown, np.array([self.box]), [f"#{self.box_index} {self.target}"], scores=[self.score],
+                          colors=[render.BOX_COLOUR])
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "target": self.target, "target_index": self.target_index,
-                "score": round(self.score, 6), "predicted": self.predicted,
-                "predicted_score": round(self.predicted_score, 6), "peak": self.peak,
-                "image_size": self.image_size, "map_shape": list(self.map.shape),
-                "map_box": [round(v, 2) for v in self.map_box], "source": self.source}
+        out = {"method": self.method, "target": self.target, "target_index": self.target_index,
+               "score": round(self.score, 6), "predicted": self.predicted,
+               "predicted_score": round(self.predicted_score, 6), "peak": self.peak,
+               "image_size": self.image_size, "map_shape": list(self.map.shape),
+               "map_box": [round(v, 2) for v in self.map_box], "source": self.source}
+        if self.box is not None:
+            out.update(box_index=self.box_index, box=[round(v, 1) for v in self.box], peak_in_box=self.peak_in_box,
+                       boxes=self.boxes, min_score=self.min_score)
+        return out
 
     def save(self, out_png: str | Path) -> dict[str, Path]:
         """Write the overlay PNG at ``out_png``, the raw map beside it (``.npy``) and a JSON summary."""
@@ -104,7 +142,7 @@ class Explanation:
 
 
 class Explainer:
-    """Attribution maps for a loaded classifier.
+    """Attribution maps for a loaded classifier or detector (one box at a time).
 
     Args:
         model: a :class:`~recog.runtime.predictor.Predictor`, or a bundle path / ready preset.
@@ -123,7 +161,7 @@ class Explainer:
         from recog.tasks.base import require_task
 
         predictor = model if hasattr(model, "manifest") else recog.load(model, backend="torch", device=device)
-        require_task(predictor.manifest, "classify", command="recog explain")
+        require_task(predictor.manifest, "classify", "detect", command="recog explain")
         self.manifest = predictor.manifest
         self.task = predictor.task
         self.options = options
@@ -140,55 +178,140 @@ class Explainer:
     def labels(self) -> tuple[str, ...]:
         return self.manifest.labels
 
+    @property
+    def is_detector(self) -> bool:
+        return self.manifest.task == "detect"
+
+    def check_target(self, target: str) -> int:
+        """Index of the label ``target``.
+
+        Raises:
+            ConfigError: not one of the model's labels (close matches named; a detector's classes listed).
+        """
+        if target in self.labels:
+            return self.labels.index(target)
+        listing = ", ".join(self.labels[:20]) + (", ..." if len(self.labels) > 20 else "")
+        kind = "classes" if self.is_detector else "labels"
+        hint = did_you_mean(target, self.labels, cutoff=0.5) or f"{kind}: {listing}"
+        message = f"unknown target label {target!r}: the model has {len(self.labels)} {kind}"
+        raise ConfigError(message + (f" ({listing})." if self.is_detector else "."), hint=hint)
+
     def target_index(self, target: str | None, probs: np.ndarray) -> int:
         """The class to explain: ``target`` by name, or the top prediction.
 
         Raises:
             ConfigError: ``target`` is not one of the model's labels (close matches named).
         """
-        if target is None:
-            return int(np.argmax(probs))
-        if target in self.labels:
-            return self.labels.index(target)
-        hint = did_you_mean(target, self.labels, cutoff=0.5) or f"labels: {', '.join(self.labels[:20])}" + (
-            ", ..." if len(self.labels) > 20 else "")
-        raise ConfigError(f"unknown target label {target!r}: the model has {len(self.labels)} labels.", hint=hint)
+        return int(np.argmax(probs)) if target is None else self.check_target(target)
 
-    def explain(self, source: Any, *, method: str = "gradcam", target: str | None = None,
-                should_stop: Callable[[], bool] | None = None) -> Explanation:
+    def explain(self, source: Any, *, method: str = "gradcam", target: str | None = None, box: int | None = None,
+                min_score: float | None = None, should_stop: Callable[[], bool] | None = None) -> Explanation:
         """Explain one image (path, bytes, PIL image or array) with ``method`` for ``target``.
 
-        ``should_stop``: checked before each forward pass; True ends the work (ExplanationStopped).
+        Detectors: ``box`` (index in the detections scoring at least ``min_score``) or the top box
+        (of class ``target`` when given). ``should_stop``: checked before each forward pass; True
+        ends the work (ExplanationStopped).
 
         Raises:
-            ConfigError: unknown method or target; Grad-CAM on a transformer.
+            ConfigError: unknown method or target; Grad-CAM on a transformer; ``box`` out of range
+                or given to a classifier.
             ImageError: the safe loader refused the image.
         """
         import torch
 
         from recog.data.transforms import normalize, resize_to_input
         from recog.io import load_image
-        from recog.tasks.classify import probabilities
 
         check_method(method)
+        if not self.is_detector and (box is not None or min_score is not None):
+            raise ConfigError(f"box and min_score choose a detector's box; {self.manifest.path} is a "
+                              f"{self.manifest.task!r} model.", hint="leave out --box and --min-score")
         prep = self.manifest.preprocessing
         image = load_image(source, max_pixels=self.max_pixels)
         p = next(self.model.parameters())
         x = torch.from_numpy(normalize(resize_to_input(image, prep), prep))[None].to(p.device, p.dtype)
+        name = str(source) if isinstance(source, (str, Path)) else None
         with self._lock:
             with torch.no_grad():
-                logits = self.task.forward(self.model, x).float().cpu().numpy()
-            probs = probabilities(logits, self.manifest.temperature)[0]
-            idx = self.target_index(target, probs)
-            amap = attribute(self.task, self.model, x, idx, method, mean=prep.mean, std=prep.std,
-                             options=self.options, should_stop=should_stop)
-        box = list(render.input_box(image.width, image.height, prep))
+                raw = self.task.forward(self.model, x).float().cpu().numpy()
+            if self.is_detector:
+                return self._explain_box(image, x, raw, method, target, box, min_score, should_stop, name)
+            return self._explain_label(image, x, raw, method, target, should_stop, name)
+
+    def _explain_label(self, image: "Image.Image", x: Any, logits: np.ndarray, method: str, target: str | None,
+                       should_stop: Callable[[], bool] | None, name: str | None) -> Explanation:
+        from recog.tasks.classify import probabilities
+
+        probs = probabilities(logits, self.manifest.temperature)[0]
+        idx = self.target_index(target, probs)
+        amap = self._attribute(x, method, lambda inp: self.task.forward(self.model, inp)[:, idx],
+                               lambda: self.task.target_layer(self.model), False, should_stop)
         top = int(np.argmax(probs))
-        return Explanation(method=method, target=self.labels[idx], target_index=idx, score=float(probs[idx]),
-                           predicted=self.labels[top], predicted_score=float(probs[top]),
-                           map=amap.astype(np.float32), map_box=box, image_size=[image.width, image.height],
-                           peak=render.peak(amap, tuple(box), image.width, image.height),
-                           source=str(source) if isinstance(source, (str, Path)) else None, image=image)
+        return self._explanation(image, amap, method, self.labels[idx], idx, float(probs[idx]), self.labels[top],
+                                 float(probs[top]), name)
+
+    def _explain_box(self, image: "Image.Image", x: Any, raw: np.ndarray, method: str, target: str | None,
+                     box: int | None, min_score: float | None, should_stop: Callable[[], bool] | None,
+                     name: str | None) -> Explanation:
+        from recog.detect.postprocess import DEFAULT_MIN_SCORE
+
+        floor = DEFAULT_MIN_SCORE if min_score is None else float(min_score)
+        dets = self.task.postprocess(raw, self.manifest, sources=[None], image_sizes=[(image.width, image.height)],
+                                     min_score=floor)[0]
+        if target is not None:
+            self.check_target(target)
+        k = choose_box(dets, box, target, floor)
+        h, w = self.manifest.preprocessing.size
+        anchor = self.task.box_anchor(raw[0], dets, k, (w, h))
+        c = int(dets.class_ids[k])
+        amap = self._attribute(x, method, lambda inp: self.task.box_score(self.model, inp, anchor, c),
+                               lambda: self.task.target_layer(self.model, x, anchor), True, should_stop)
+        e = self._explanation(image, amap, method, dets.labels[k], c, float(dets.scores[k]), dets.labels[k],
+                              float(dets.scores[k]), name)
+        e.box, e.box_index, e.boxes, e.min_score = [float(v) for v in dets.boxes[k]], k, len(dets), floor
+        return e
+
+    def _attribute(self, x: Any, method: str, score: Callable[[Any], Any], layer: Callable[[], Any], local: bool,
+                   should_stop: Callable[[], bool] | None) -> np.ndarray:
+        prep = self.manifest.preprocessing
+        return attribute(score, x, method, layer=layer, local=local, mean=prep.mean, std=prep.std,
+                         options=self.options, should_stop=should_stop)
+
+    def _explanation(self, image: "Image.Image", amap: np.ndarray, method: str, target: str, idx: int, score: float,
+                     predicted: str, predicted_score: float, name: str | None) -> Explanation:
+        box = list(render.input_box(image.width, image.height, self.manifest.preprocessing))
+        return Explanation(method=method, target=target, target_index=idx, score=score, predicted=predicted,
+                           predicted_score=predicted_score, map=amap.astype(np.float32), map_box=box,
+                           image_size=[image.width, image.height],
+                           peak=render.peak(amap, tuple(box), image.width, image.height), source=name, image=image)
+
+
+def choose_box(detections: Any, box: int | None, target: str | None, min_score: float) -> int:
+    """Which detection to explain: ``box`` (checked), else the best box of class ``target``, else the top box.
+
+    Raises:
+        ConfigError: ``box`` out of range (names how many boxes there are).
+        NoBox: no box of ``target``; no box at all.
+    """
+    n = len(detections)
+    found = f"the detector found {n} box{'es' if n != 1 else ''} scoring at least {min_score:g}"
+    if box is not None:
+        if not 0 <= box < n:
+            raise ConfigError(f"box {box} does not exist: {found}" + (f" (0 to {n - 1})." if n else "."),
+                              hint="pick an index that `recog predict` lists, or lower --min-score")
+        if target is not None and detections.labels[box] != target:
+            raise ConfigError(f"box {box} is a {detections.labels[box]!r}, not {target!r}.",
+                              hint="give --box or --target, not both")
+        return box
+    if target is not None:
+        if target not in detections.labels:
+            counts = ", ".join(f"{v} {k}" for k, v in detections.counts.items() if v) or "none"
+            raise NoBox(f"no {target!r} box scored at least {min_score:g} (boxes found: {counts}).",
+                              hint="lower --min-score, or explain another class")
+        return detections.labels.index(target)
+    if n == 0:
+        raise NoBox(f"nothing to explain: {found}.", hint="lower --min-score")
+    return 0
 
 
 def output_path(source: Path, root: Path | None, out_dir: Path) -> Path:
@@ -198,9 +321,12 @@ def output_path(source: Path, root: Path | None, out_dir: Path) -> Path:
 
 
 def explain_many(explainer: Explainer, sources: Sequence[Path], out_dir: Path, *, method: str = "gradcam",
-                 target: str | None = None, root: Path | None = None,
+                 target: str | None = None, min_score: float | None = None, root: Path | None = None,
                  progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
     """Explain every file and save its outputs under ``out_dir``; a bad image is recorded, not raised.
+
+    Detectors: the top box of each image (of class ``target`` when given); an image with no such
+    box is recorded with its reason.
 
     Returns:
         One dict per source: the explanation's ``to_dict()`` plus ``"overlay"``, or
@@ -210,7 +336,9 @@ def explain_many(explainer: Explainer, sources: Sequence[Path], out_dir: Path, *
     rows: list[dict[str, Any]] = []
     for src in sources:
         try:
-            e = explainer.explain(src, method=method, target=target)
+            e = explainer.explain(src, method=method, target=target, min_score=min_score)
+        except NoBox as exc:
+            rows.append({"source": str(src), "error": str(exc)})
         except ImageError as exc:
             rows.append({"source": str(src), "error": str(exc)})
         else:
@@ -221,4 +349,4 @@ def explain_many(explainer: Explainer, sources: Sequence[Path], out_dir: Path, *
     return rows
 
 
-__all__ = ["METHODS", "Explainer", "Explanation", "MethodOptions", "explain_many", "output_path"]
+__all__ = ["METHODS", "Explainer", "Explanation", "MethodOptions", "NoBox", "choose_box", "explain_many", "output_path"]

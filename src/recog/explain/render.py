@@ -18,6 +18,8 @@ from recog.types import Preprocessing
 
 #: matplotlib colour map of overlays (perceptually uniform, readable in grey print).
 COLORMAP = "inferno"
+#: outline of an explained detector box: cyan, absent from the colour map.
+BOX_COLOUR = (0, 230, 255)
 
 
 def input_box(width: int, height: int, prep: Preprocessing) -> tuple[float, float, float, float]:
@@ -69,6 +71,17 @@ def peak(amap: np.ndarray, box: tuple[float, float, float, float], width: int, h
     x = x1 + (u + 0.5) * (x2 - x1) / w
     y = y1 + (v + 0.5) * (y2 - y1) / h
     return [int(min(max(x, 0), width - 1)), int(min(max(y, 0), height - 1))]
+
+
+def inside(point: list[int] | tuple[float, float], box: list[float] | tuple[float, ...]) -> bool:
+    """Whether ``[x, y]`` lies in ``[x1, y1, x2, y2]`` (edges included).
+
+    Example:
+        >>> inside([5, 5], [0, 0, 10, 10]), inside([11, 5], [0, 0, 10, 10])
+        (True, False)
+    """
+    x, y = point
+    return bool(box[0] <= x <= box[2] and box[1] <= y <= box[3])
 
 
 def display_map(amap: np.ndarray) -> np.ndarray:

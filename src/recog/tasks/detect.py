@@ -193,6 +193,64 @@ class Detect(Task):
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
 
+    # ------------------------------------------------------------------ explanations
+    def box_anchor(self, raw: np.ndarray, detections: Detections, index: int, input_size: tuple[int, int]) -> int:
+        """The output location (row of the raw ``(A, 4 + C)`` of one image) that produced box ``index``.
+
+        Postprocessing copies a box's score from its row unchanged (threshold, NMS and scaling only
+        select and move boxes), so the row is the one holding exactly that score in the box's class
+        column; among equal scores, the one whose box scales to the detected box. Fixing the row
+        before explaining keeps the explained score stable: NMS is not part of what is differentiated.
+
+        Args:
+            input_size: ``(width, height)`` of the model input.
+        """
+        from recog.detect.boxes import scale_boxes
+
+        raw = np.asarray(raw, np.float32)
+        c = int(detections.class_ids[index])
+        column = raw[:, 4 + c]
+        rows = np.flatnonzero(column == np.float32(detections.scores[index]))
+        if len(rows) == 0:  # a score clipped to [0, 1]: the nearest one
+            rows = np.array([int(np.argmin(np.abs(column - detections.scores[index])))])
+        frame = detections.image_size or input_size
+        boxes = scale_boxes(scale_boxes(raw[rows, :4], input_size, input_size), input_size, tuple(frame))
+        return int(rows[np.argmin(np.abs(boxes - detections.boxes[index]).sum(1))])
+
+    def box_score(self, model: "torch.nn.Module", x: "torch.Tensor", anchor: int, class_id: int) -> "torch.Tensor":
+        """``(N,)`` logit of the class score at output location ``anchor``: what an explanation of one box explains.
+
+        The logit (``log(s / (1 - s))`` of the score ``s`` a box is reported with) rather than ``s``:
+        it does not saturate for confident boxes, as classification explains logits, not probabilities.
+        """
+        import torch
+
+        s = self.forward(model, x)[:, anchor, 4 + class_id].clamp(1e-6, 1 - 1e-6)
+        return torch.log(s) - torch.log1p(-s)
+
+    def target_layer(self, model: "torch.nn.Module", x: "torch.Tensor", anchor: int) -> "torch.nn.Module":
+        """Grad-CAM's layer for the box at ``anchor``: the feature-pyramid level that box was predicted from.
+
+        The level's resolution suits the object's size (stride 8 for small objects, 32 for large), and
+        it is the feature map the head reads for that box. ``x``: the normalized input (the level of a
+        location depends on the input size).
+
+        Raises:
+            ConfigError: a transformers detector (no pyramid level to name); ig and occlusion work.
+        """
+        import torch
+
+        from recog.detect.hf import is_transformers
+        from recog.detect.network import STRIDES
+
+        if is_transformers(model) or not hasattr(model, "raw"):
+            raise ConfigError(f"Grad-CAM of a box needs the default detector (FCOS); {type(model).__name__} "
+                              "has no feature-pyramid level to name.",
+                              hint="use --method ig (integrated gradients) or --method occlusion")
+        with torch.no_grad():
+            stride = float(model.raw(x[:1])["strides"][anchor])
+        return model.head.smooth[STRIDES.index(int(stride))]
+
     # ------------------------------------------------------------------ export
     def export_sets(self, manifest: "BundleManifest", calibration: Any, validation: Any, **sizes: Any):
         """Calibration and validation images with boxes (see :mod:`recog.detect.exportset`)."""

@@ -2,8 +2,13 @@
 
 Same inputs (multipart, raw body, JSON base64; :func:`recog.serve.inputs.read_images`),
 limits, API key and deadline as ``:predict``. The key is checked (router dependency)
-before the body is read. Query: ``method`` (gradcam | ig | occlusion), ``target``
-(a label; default the top prediction), ``output`` (overlay | map | both).
+before the body is read. Query: ``method`` (gradcam | gradcam++ | ig | occlusion), ``target``
+(a label; default the top prediction), ``output`` (overlay | map | both). Detect models
+explain one box: ``box`` (its index in the ``boxes`` that ``:predict`` answers at the same
+``min_score``; default the top box, or the best box of class ``target``) and ``min_score``
+(default 0.3, as ``:predict``); the answer adds ``box``, ``box_index``, ``boxes`` and
+``peak_in_box``, and the overlay outlines the box. A box index past the detections is a
+400 naming how many there are.
 
 Answer per image: the explanation's fields (method, target, score, predicted, peak
 and map_box in original pixels), ``overlay_png`` (base64 PNG at the original size,
@@ -92,14 +97,14 @@ def _quantized(amap: np.ndarray) -> dict[str, Any]:
             "data": base64.b64encode(q.tobytes()).decode("ascii")}
 
 
-def _explain_all(explainer: Any, datas: list[bytes], method: str, target: str | None, output: str,
-                 stop: threading.Event, budget: _Budget) -> list[dict[str, Any]]:
+def _explain_all(explainer: Any, datas: list[bytes], method: str, target: str | None, choice: dict[str, Any],
+                 output: str, stop: threading.Event, budget: _Budget) -> list[dict[str, Any]]:
     from recog.explain.render import png_bytes
 
     out = []
     for data in datas:
         start = time.perf_counter()
-        e = explainer.explain(data, method=method, target=target, should_stop=stop.is_set)
+        e = explainer.explain(data, method=method, target=target, should_stop=stop.is_set, **choice)
         row = e.to_dict()
         if output in ("both", "overlay"):
             row["overlay_png"] = base64.b64encode(png_bytes(e.overlay())).decode("ascii")
@@ -114,9 +119,14 @@ def _explain_all(explainer: Any, datas: list[bytes], method: str, target: str | 
              openapi_extra={"requestBody": IMAGES_BODY})
 async def explain(request: Request, name: str = Path(..., description="served model name"),
                   deadline: Deadline = Depends(request_deadline),
-                  method: str = Query("gradcam", description="gradcam | ig | occlusion"),
+                  method: str = Query("gradcam", description="gradcam | gradcam++ | ig | occlusion"),
                   target: str | None = Query(None, max_length=512, description="label to explain (default: top)"),
-                  output: str = Query("both", description="overlay | map | both")) -> JSONResponse:
+                  output: str = Query("both", description="overlay | map | both"),
+                  box: int | None = Query(None, ge=0, description="detect models: index of the box to explain "
+                                                                   "(as :predict lists them; default: the top box)"),
+                  min_score: float | None = Query(None, ge=0.0, le=1.0, description="detect models: lowest box "
+                                                                                     "score listed (default 0.3)"),
+                  ) -> JSONResponse:
     from recog.explain.attribution import check_method
 
     st = state_of(request)
@@ -124,9 +134,12 @@ async def explain(request: Request, name: str = Path(..., description="served mo
     check_method(method)
     if output not in OUTPUTS:
         raise BadRequestError(f"output must be one of {', '.join(OUTPUTS)}, got {output[:40]!r}.")
-    if served.predictor.manifest.task != "classify":
-        raise BadRequestError(f"model {name!r} is a {served.predictor.manifest.task!r} model; "
-                              ":explain explains classifiers.")
+    task = served.predictor.manifest.task
+    if task not in ("classify", "detect"):
+        raise BadRequestError(f"model {name!r} is a {task!r} model; :explain explains classifiers and detectors.")
+    choice = {"box": box, "min_score": min_score} if task == "detect" else {}
+    if task != "detect" and (box is not None or min_score is not None):
+        raise BadRequestError(f"box and min_score choose a detector's box; model {name!r} is a {task!r} model.")
     uploads, _ = await read_images(request, st.settings)
     if len(uploads) > MAX_IMAGES:
         raise BadRequestError(f"{len(uploads)} images in one :explain request; the limit is {MAX_IMAGES}.",
@@ -138,10 +151,12 @@ async def explain(request: Request, name: str = Path(..., description="served mo
         await deadline.wait(decode_uploads(st.decoder, uploads, check_image, st.settings.max_pixels),
                             "while decoding images", hint="send smaller images")
         explainer = await _explainer(budget, served, deadline)
-        explainer.target_index(target, np.zeros(len(explainer.labels)))  # an unknown label is a 400 now
+        if target is not None:
+            explainer.check_target(target)  # an unknown label is a 400 now
         stop = threading.Event()
         future = asyncio.get_running_loop().run_in_executor(
-            budget.executor, _explain_all, explainer, [u.data for u in uploads], method, target, output, stop, budget)
+            budget.executor, _explain_all, explainer, [u.data for u in uploads], method, target, choice, output, stop,
+            budget)
         n = len(uploads)
         # release the slots when the work really ends, and retrieve its outcome even if nobody waits
         future.add_done_callback(lambda f: (budget.admission.release(n), f.cancelled() or f.exception()))
