@@ -134,6 +134,10 @@ def batch_predict(bundle: str | Path, inputs: list[str], out: str | Path, *, ray
 
     if workers < 1:
         raise ConfigError(f"workers must be at least 1, got {workers}.")
+    if ray:  # before listing inputs: say it now, not after listing ten million files
+        from recog.scale.ray_support import require_ray
+
+        require_ray("recog batch-predict --ray")
     started = time.perf_counter()
     out = Path(out)
     job, paths = plan(bundle, inputs, shard_size=shard_size, top_k=top_k)

@@ -53,7 +53,8 @@ def deployment_for(settings: Settings, model: str, options: RayServeOptions | No
 
     options = options or RayServeOptions()
     cls = serve.deployment(serve.ingress()(RecogReplica), name=model)
-    return cls.options(**options.deployment_options(settings)).bind(settings_args(settings, model=model))
+    return cls.options(**options.deployment_options(settings)).bind(settings_args(settings, model=model,
+                                                                                  options=options))
 
 
 def build(args: dict[str, Any]):

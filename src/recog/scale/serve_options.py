@@ -126,16 +126,9 @@ def _check_key(key: str, where: str) -> None:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    import yaml
+    from recog.engine.config import read_yaml  # the one YAML loader of option files
 
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such Ray Serve options file.", hint="e.g. --ray-config serve-options.yaml")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}).") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of option names to values, got {type(data).__name__}.")
+    data = read_yaml(path)
     for key, value in data.items():
         _check_key(str(key), str(path))
         if not isinstance(value, (int, float)) or isinstance(value, bool):
@@ -143,13 +136,18 @@ def _read(path: Path) -> dict[str, Any]:
     return data
 
 
-def settings_args(settings: Settings, *, model: str | None = None) -> dict[str, Any]:
+def settings_args(settings: Settings, *, model: str | None = None,
+                  options: RayServeOptions | None = None) -> dict[str, Any]:
     """``settings`` as JSON-ready keyword arguments of :func:`recog.serve.settings.load_settings`.
 
     With ``model``, only that model (a replica of one deployment serves one model).
     Bundle paths become absolute: replicas run in other processes, possibly on other machines.
+    With ``options`` and no ``preprocess_workers`` given, each replica gets as many decode
+    processes as it reserves CPUs (the plain service's default, up to 4, is per machine).
     """
     values = settings.model_dump(mode="json", exclude={"models"}, exclude_defaults=True)
+    if options is not None and "preprocess_workers" not in settings.model_fields_set:
+        values["preprocess_workers"] = max(1, min(4, round(options.replica_cpus)))
     values["models"] = {m.name: {"path": str(Path(m.path).resolve()), "backend": m.backend}
                         for m in settings.models if model is None or m.name == model}
     for key in ("api_keys_file", "faces_db", "log_predictions"):
@@ -176,7 +174,7 @@ def serve_config(settings: Settings, options: RayServeOptions) -> dict[str, Any]
         deployment = {"name": name, **options.deployment_options(settings)}
         apps.append({"name": name, "route_prefix": route_prefix(settings, name),
                      "import_path": "recog.scale.deployment:build",
-                     "args": {"settings": settings_args(settings, model=name)},
+                     "args": {"settings": settings_args(settings, model=name, options=options)},
                      "deployments": [deployment]})
     return {"proxy_location": "EveryNode", "http_options": {"host": settings.host, "port": settings.port},
             "applications": apps}
