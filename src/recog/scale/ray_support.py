@@ -26,7 +26,9 @@ def require_ray(what: str) -> ModuleType:
 def init_ray(what: str, *, num_cpus: int | None = None) -> ModuleType:
     """Connect to the cluster in ``$RAY_ADDRESS`` (or an already running one), else start Ray on this machine.
 
-    A local start binds loopback and has no dashboard: nothing listens beyond this machine.
+    A local start uses 127.0.0.1 as the node address and starts no dashboard. Ray's GCS server
+    still listens on every interface (Ray 2.60 protects it with token authentication, on by
+    default); firewall its port on a shared network.
     """
     ray = require_ray(what)
     if ray.is_initialized():
