@@ -142,3 +142,17 @@ def test_bad_inputs(tiny_bundle, tmp_path):
     with pytest.raises(ConfigError, match="--method ig"):
         vex.explain(np.zeros((32, 32, 3), np.uint8), method="gradcam")
     assert vex.explain(np.zeros((32, 32, 3), np.uint8), method="ig").map.shape == (32, 32)
+
+
+def test_gradcam_weightings_point_too(pointing):
+    """The weightings kept for comparison (benchmarks/explain.py) find the square as the default does."""
+    from recog.explain import Explainer, MethodOptions
+
+    bundle, test, _, LABELS = pointing
+    for weights in ("per-location", "plus-plus"):
+        ex = Explainer(bundle, options=MethodOptions(cam_weights=weights))
+        hits = sum(_inside(ex.explain(img, target=LABELS[label]).peak, box)
+                   for img, label, box in list(zip(test.images, test.labels, test.boxes))[:8])
+        assert hits >= 6, (weights, hits)
+    with pytest.raises(ConfigError, match="cam_weights"):
+        MethodOptions(cam_weights="pooled")

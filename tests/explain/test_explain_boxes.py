@@ -111,10 +111,12 @@ def test_cli_box_target_and_bad_input(explain_cli, two_objects, tiny_bundle, tmp
     row = json.loads(r.stdout.strip().splitlines()[-1])
     assert row["box_index"] == 1 and row["overlay"] == str(out) and out.exists()
 
-    r = CliRunner().invoke(explain_cli, ["explain", str(bundle), str(photo), "--target", "square", "--method", "gradcam++",
-                                    "--out", str(out)])
+    r = CliRunner().invoke(explain_cli, ["explain", str(bundle), str(photo), "--target", "square", "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout.strip().splitlines()[-1])["box_index"] == 0
+
+    r = CliRunner().invoke(explain_cli, ["explain", str(bundle), str(photo), "--method", "gradcam++"])
+    assert isinstance(r.exception, ConfigError) and "measured no better" in str(r.exception)
 
     r = CliRunner().invoke(explain_cli, ["explain", str(bundle), str(photo), "--box", "9"])
     assert isinstance(r.exception, ConfigError)

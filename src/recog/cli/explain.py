@@ -14,7 +14,7 @@ def register(app: typer.Typer) -> None:
     def explain_cmd(
         bundle: str = typer.Argument(..., help="Model bundle folder (runs/NAME/best) or a ready preset."),
         images: List[str] = typer.Argument(..., help="Images, folders or globs."),
-        method: str = typer.Option("gradcam", "--method", "-m", help="gradcam | gradcam++ | ig | occlusion"),
+        method: str = typer.Option("gradcam", "--method", "-m", help="gradcam | ig | occlusion"),
         target: Optional[str] = typer.Option(None, "--target", "-t",
                                              help="Label to explain. [default: the top prediction] Detect "
                                                   "models: the best box of this class."),

@@ -1,10 +1,9 @@
 """Explanations: heatmaps of which pixels made a classifier give its score, or a detector one box.
 
-Methods (:data:`METHODS`): ``gradcam`` and ``gradcam++`` (a convolutional stage; CNNs
-only), ``ig`` (Integrated Gradients) and ``occlusion``, through captum (Grad-CAM++ is
-ours: captum has none), ``ig`` and ``occlusion`` for any classifier including ViT.
-A detector (task ``detect``) explains one box's class score. Results are in pixels of
-the original image after EXIF orientation.
+Methods (:data:`METHODS`): ``gradcam`` (a convolutional stage; CNNs only), ``ig``
+(Integrated Gradients) and ``occlusion``, through captum, ``ig`` and ``occlusion`` for any
+classifier including ViT. A detector (task ``detect``) explains one box's class score.
+Results are in pixels of the original image after EXIF orientation.
 
 Example:
     >>> from recog.explain import explain

@@ -1,22 +1,26 @@
-"""Attribution maps: Grad-CAM, Grad-CAM++, Integrated Gradients, occlusion.
+"""Attribution maps: Grad-CAM, Integrated Gradients, occlusion.
 
 Every method explains one **score** (a callable ``(N, 3, H, W) → (N,)``: a class logit of a
 classifier, the class-score logit of one detector box) for one normalized input
-``(1, 3, H, W)`` and returns an ``(H, W)`` float32 map over the model input (the CAMs are
+``(1, 3, H, W)`` and returns an ``(H, W)`` float32 map over the model input (Grad-CAM is
 upsampled bilinearly from the layer's resolution). The score callables come from the task
 (:mod:`recog.tasks`): the model is only called through it.
 
-- ``gradcam``: captum ``LayerGradCam`` on the layer the task names (a classifier's last
-  convolutional stage), ReLU applied: one forward and one backward pass. Refused for
-  transformers (ViT, DINOv2) with the methods that do work. For one detector **box**
-  (``local=True``) the gradients are not averaged over the map before weighting the
-  activations but kept per location (captum ``LayerGradientXActivation``, summed over
-  channels, ReLU: the instance-specific form of Zhao et al., "ODAM", ICLR 2023). Averaged
-  weights light every object of the box's class, not the box (``benchmarks/explain.py``
-  measures both).
-- ``gradcam++``: Chattopadhay et al., WACV 2018 (captum has no implementation): channel
-  weights ``sum_ij alpha_ij relu(dY/dA_ij)`` with ``alpha = g^2 / (2 g^2 + sum_ab A_ab g^3)``
-  (the closed form for an exponential of the score), ReLU of the weighted sum.
+- ``gradcam``: a layer the task names (a classifier's last convolutional stage, a box's
+  pyramid level), its activations weighted by the score's gradients, ReLU applied: one
+  forward and one backward pass. Refused for transformers (ViT, DINOv2) with the methods
+  that do work. The weights (:attr:`MethodOptions.cam_weights`):
+
+  * ``averaged`` (a classifier's default; captum ``LayerGradCam``): the gradient averaged
+    over the map, one weight per channel (Selvaraju et al. 2017);
+  * ``per-location`` (a detector box's default; captum ``LayerGradientXActivation`` summed
+    over channels): gradient times activation at each location, the instance-specific form
+    of Zhao et al., "ODAM", ICLR 2023. Averaged weights light every object of the box's
+    class, or nothing (the pyramid's features are signed);
+  * ``plus-plus``: Grad-CAM++ (Chattopadhay et al., WACV 2018; captum has none), weights
+    ``sum_ij alpha_ij relu(g_ij)`` with ``alpha = g^2 / (2 g^2 + sum_ab A_ab g^3)``. Measured,
+    not kept as a method: no better than Grad-CAM on labels (pointing game and two objects
+    of one class), no map at all on boxes (``benchmarks/explain.py``, docs/explanations.md).
 - ``ig``: captum ``IntegratedGradients`` from a black image, ``steps`` points
   (Gauss-Legendre), summed over colour channels (signed). Sums to
   ``score(x) - score(black)`` up to the integration error (completeness).
@@ -37,9 +41,10 @@ from recog.errors import ConfigError, RecogError, did_you_mean
 if TYPE_CHECKING:
     import torch
 
-METHODS = ("gradcam", "gradcam++", "ig", "occlusion")
-#: the methods that weight a layer's activations (they need the task to name a layer).
-CAM_METHODS = ("gradcam", "gradcam++")
+METHODS = ("gradcam", "ig", "occlusion")
+#: Grad-CAM's channel weightings (:attr:`MethodOptions.cam_weights`); ``auto``: per-location for a
+#: detector box, averaged for a label.
+CAM_WEIGHTS = ("auto", "averaged", "per-location", "plus-plus")
 
 Score = Callable[["torch.Tensor"], "torch.Tensor"]
 
@@ -60,18 +65,27 @@ class MethodOptions:
         ig_batch: forward passes per batch inside IG (memory bound).
         occlusion_window: occluding square side as a fraction of the input side.
         occlusion_batch: occluded copies per forward pass.
+        cam_weights: Grad-CAM's weighting, one of :data:`CAM_WEIGHTS` (the others than ``auto``
+            are there to compare: ``benchmarks/explain.py``).
     """
 
     ig_steps: int = 32
     ig_batch: int = 16
     occlusion_window: float = 1 / 7
     occlusion_batch: int = 32
+    cam_weights: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.cam_weights not in CAM_WEIGHTS:
+            raise ConfigError(f"cam_weights must be one of {', '.join(CAM_WEIGHTS)}, got {self.cam_weights!r}.")
 
 
 def check_method(method: str) -> str:
     """``method`` if known, else ConfigError naming the known ones (and the closest)."""
     if method not in METHODS:
         hint = did_you_mean(method, METHODS, cutoff=0.3) or f"choose one of {', '.join(METHODS)}"
+        if method.lower().replace("-", "") in ("gradcam++", "gradcampp", "gradcamplusplus"):
+            hint = "use gradcam: Grad-CAM++ was measured no better on labels and mapless on boxes (docs/explanations.md)"
         raise ConfigError(f"unknown explanation method {method!r}; expected one of {', '.join(METHODS)}.",
                           hint=hint)
     return method
@@ -114,15 +128,15 @@ def gradcam_plus_plus(score: Score, layer: "torch.nn.Module", x: "torch.Tensor")
 
 
 def attribute(score: Score, x: "torch.Tensor", method: str, *, layer: Callable[[], "torch.nn.Module"],
-              mean: tuple[float, ...], std: tuple[float, ...], local: bool = False,
+              mean: tuple[float, ...], std: tuple[float, ...], box: bool = False,
               options: MethodOptions = MethodOptions(), should_stop: Callable[[], bool] | None = None
               ) -> np.ndarray:
     """``(1, 3, H, W)`` normalized input → ``(H, W)`` float32 attribution map of ``score``.
 
     Args:
         score: ``(N, 3, H, W)`` → ``(N,)``, the number explained (from the task).
-        layer: the task's layer for the CAM methods (called only by them: a ViT has none).
-        local: per-location gradient weights for Grad-CAM (one detector box; see the module notes).
+        layer: the task's layer for Grad-CAM (called only by it: a ViT has none).
+        box: ``score`` is one detector box's (Grad-CAM's ``auto`` weights are then per location).
         should_stop: checked before every forward pass (IG and occlusion make dozens); when it
             returns True the work ends with :class:`ExplanationStopped`.
 
@@ -143,11 +157,14 @@ def attribute(score: Score, x: "torch.Tensor", method: str, *, layer: Callable[[
 
     h, w = x.shape[-2:]
     with torch.enable_grad():
-        if method in CAM_METHODS:
+        if method == "gradcam":
             target_layer = layer()
-            if method == "gradcam++":
+            weights = options.cam_weights
+            if weights == "auto":
+                weights = "per-location" if box else "averaged"
+            if weights == "plus-plus":
                 cam = gradcam_plus_plus(forward, target_layer, x)
-            elif local:
+            elif weights == "per-location":
                 cam = torch.relu(LayerGradientXActivation(forward, target_layer).attribute(x).sum(1, keepdim=True))
             else:
                 cam = LayerGradCam(forward, target_layer).attribute(x, relu_attributions=True)

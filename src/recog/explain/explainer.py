@@ -271,10 +271,10 @@ class Explainer:
         e.box, e.box_index, e.boxes, e.min_score = [float(v) for v in dets.boxes[k]], k, len(dets), floor
         return e
 
-    def _attribute(self, x: Any, method: str, score: Callable[[Any], Any], layer: Callable[[], Any], local: bool,
+    def _attribute(self, x: Any, method: str, score: Callable[[Any], Any], layer: Callable[[], Any], box: bool,
                    should_stop: Callable[[], bool] | None) -> np.ndarray:
         prep = self.manifest.preprocessing
-        return attribute(score, x, method, layer=layer, local=local, mean=prep.mean, std=prep.std,
+        return attribute(score, x, method, layer=layer, box=box, mean=prep.mean, std=prep.std,
                          options=self.options, should_stop=should_stop)
 
     def _explanation(self, image: "Image.Image", amap: np.ndarray, method: str, target: str, idx: int, score: float,

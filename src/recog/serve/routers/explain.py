@@ -2,7 +2,7 @@
 
 Same inputs (multipart, raw body, JSON base64; :func:`recog.serve.inputs.read_images`),
 limits, API key and deadline as ``:predict``. The key is checked (router dependency)
-before the body is read. Query: ``method`` (gradcam | gradcam++ | ig | occlusion), ``target``
+before the body is read. Query: ``method`` (gradcam | ig | occlusion), ``target``
 (a label; default the top prediction), ``output`` (overlay | map | both). Detect models
 explain one box: ``box`` (its index in the ``boxes`` that ``:predict`` answers at the same
 ``min_score``; default the top box, or the best box of class ``target``) and ``min_score``
@@ -119,7 +119,7 @@ def _explain_all(explainer: Any, datas: list[bytes], method: str, target: str | 
              openapi_extra={"requestBody": IMAGES_BODY})
 async def explain(request: Request, name: str = Path(..., description="served model name"),
                   deadline: Deadline = Depends(request_deadline),
-                  method: str = Query("gradcam", description="gradcam | gradcam++ | ig | occlusion"),
+                  method: str = Query("gradcam", description="gradcam | ig | occlusion"),
                   target: str | None = Query(None, max_length=512, description="label to explain (default: top)"),
                   output: str = Query("both", description="overlay | map | both"),
                   box: int | None = Query(None, ge=0, description="detect models: index of the box to explain "
