@@ -17,8 +17,9 @@ import numpy as np
 def dashboard_data(conn: sqlite3.Connection, model: str, *, minutes: float = 60.0, buckets: int = 30,
                    now: float | None = None) -> dict[str, Any]:
     """``{"model", "buckets": [{"start", "count", "per_minute", "latency_p50_ms", "latency_p95_ms",
-    "ood_rate", "classes": {label: n}}], "feedback": {"count", "accuracy"}, "total"}`` for the last
-    ``minutes`` (``buckets`` equal slices)."""
+    "ood_rate", "classes": {label: n}}], "feedback": {"count", "accuracy"}, "total", "ood_rate"}`` for the
+    last ``minutes`` (``buckets`` equal slices; the top-level ``ood_rate`` is the whole span's, None
+    when no prediction carried a verdict)."""
     now = time.time() if now is None else now
     start = now - minutes * 60
     rows = conn.execute("SELECT ts, latency_ms, label, unknown FROM predictions WHERE model = ? AND ts >= ? "
@@ -40,5 +41,7 @@ def dashboard_data(conn: sqlite3.Connection, model: str, *, minutes: float = 60.
                     "ood_rate": float(np.mean(verdicts)) if verdicts else None, "classes": classes})
     fb = conn.execute("SELECT count(*), sum(f.label = p.label) FROM feedback f JOIN predictions p ON p.id = f.id "
                       "WHERE p.model = ?", (model,)).fetchone()
+    verdicts = [r[3] for r in rows if r[3] is not None]
     return {"model": model, "minutes": minutes, "total": len(rows), "buckets": out,
+            "ood_rate": float(np.mean(verdicts)) if verdicts else None,
             "feedback": {"count": fb[0], "accuracy": (fb[1] / fb[0]) if fb[0] else None}}

@@ -133,12 +133,19 @@ def mmd_test(x: np.ndarray, y: np.ndarray, *, resamples: int = 500, seed: int = 
     med = np.median(d2[np.triu_indices(len(pooled), 1)]) or 1.0
     k = np.exp(-d2 / med)
 
+    n, m = len(x), len(y)
+
     def stat(ix: np.ndarray, iy: np.ndarray, axis: int = -1) -> np.ndarray:
+        # mean kernel within x, within y and across, for a batch of assignments (B, n) / (B, m): with
+        # 0/1 membership rows a, b: a.K.a / n^2 + b.K.b / m^2 - 2 a.K.b / nm (two matrix products,
+        # instead of gathering B x n x n kernel entries)
         ix, iy = np.atleast_2d(ix), np.atleast_2d(iy)
-        kxx = k[ix[:, :, None], ix[:, None, :]].mean((1, 2))
-        kyy = k[iy[:, :, None], iy[:, None, :]].mean((1, 2))
-        kxy = k[ix[:, :, None], iy[:, None, :]].mean((1, 2))
-        return kxx + kyy - 2 * kxy
+        a = np.zeros((len(ix), len(pooled)))
+        np.put_along_axis(a, ix, 1.0, axis=1)
+        b = np.zeros_like(a)
+        np.put_along_axis(b, iy, 1.0, axis=1)
+        ka, kb = a @ k, b @ k
+        return (ka * a).sum(1) / n ** 2 + (kb * b).sum(1) / m ** 2 - 2 * (ka * b).sum(1) / (n * m)
 
     res = permutation_test((np.arange(len(x)), np.arange(len(x), len(pooled))), stat, vectorized=True,
                            n_resamples=resamples, alternative="greater", random_state=seed,

@@ -118,11 +118,16 @@ class PredictionLog:
         stats_per_s: images a second whose pixel statistics (brightness, contrast, blur) are
             computed; the others get their size only (a decode costs as much as a small model's
             inference: benchmarks/prediction_log.py). The drift tests need a sample, not every image.
+        drift_every, drift_interval_s: a model's drift tests (the gauges) run on its last
+            ``drift_every`` predictions once that many are new and at least ``drift_interval_s``
+            seconds after its previous check: a busy service tests every half minute, not every 3 s
+            (the tests share the serving process's CPU).
     """
 
     def __init__(self, path: str | Path, *, store_images: bool = False, max_rows: int = 1_000_000,
                  max_mb: float = 1024.0, queue_size: int = 10_000, busy_timeout: float = 0.2,
-                 drift_every: int = 500, registry: Any = None, stats_per_s: float = 2.0) -> None:
+                 drift_every: int = 500, drift_interval_s: float = 30.0, registry: Any = None,
+                 stats_per_s: float = 2.0) -> None:
         self.path = Path(path)
         self.store_images = store_images
         self.max_rows = max_rows
@@ -137,6 +142,8 @@ class PredictionLog:
         self._pending = 0   # entries queued or being written
         self._registered: set[tuple[str, str]] = set()
         self.drift_every = drift_every
+        self.drift_interval_s = drift_interval_s
+        self._drift_checked: dict[str, float] = {}   # model → monotonic time of its last check
         self.stats_per_s = stats_per_s
         self._next_stats = 0.0
         self._unbounded = _BOUND_EVERY   # check the bounds after the first batch
@@ -257,9 +264,11 @@ class PredictionLog:
             self._reason = None
         for e in entries:
             self._since_drift[e[2]] = self._since_drift.get(e[2], 0) + len(e[0])
+        now = time.monotonic()
         for model, n in list(self._since_drift.items()):
-            if n >= self.drift_every:
+            if n >= self.drift_every and now - self._drift_checked.get(model, -np.inf) >= self.drift_interval_s:
                 self._since_drift[model] = 0
+                self._drift_checked[model] = now
                 try:
                     self._check_drift(model)
                 except (sqlite3.Error, ValueError, np.linalg.LinAlgError) as exc:  # the log keeps writing
@@ -326,6 +335,19 @@ def open_log(settings: Any, registry: Any = None) -> PredictionLog | None:
     return PredictionLog(path, store_images=settings.log_images, max_rows=settings.log_max_rows, registry=registry)
 
 
+_versions: dict[int, tuple[Any, str]] = {}
+
+
+def _version(manifest: Any) -> str:
+    """``manifest.version``, hashed once per loaded manifest (it serialises the manifest: ~0.1 ms a request)."""
+    hit = _versions.get(id(manifest))
+    if hit is None or hit[0] is not manifest:
+        if len(_versions) > 64:
+            _versions.clear()
+        hit = _versions[id(manifest)] = (manifest, manifest.version)
+    return hit[1]
+
+
 def logged(log: PredictionLog | None, model: str, manifest: Any, uploads: Sequence[Any], results: Sequence[Any],
            logits: np.ndarray, started: float) -> list[dict[str, Any]]:
     """The predictions' JSON, each with its ``prediction_id`` when the service logs (queued, not written here).
@@ -336,8 +358,8 @@ def logged(log: PredictionLog | None, model: str, manifest: Any, uploads: Sequen
     out = [r.to_dict() for r in results]
     if log is not None and manifest.task == "classify":
         latency_ms = (time.perf_counter() - started) * 1000.0
-        ids = log.record(model, manifest.version, [(u.data, u.name) for u in uploads], results, logits, latency_ms,
-                         manifest)
+        ids = log.record(model, _version(manifest), [(u.data, u.name) for u in uploads], results, logits,
+                         latency_ms, manifest)
         for d, pid in zip(out, ids):
             d["prediction_id"] = pid
     return out

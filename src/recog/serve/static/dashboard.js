@@ -88,7 +88,13 @@ async function refresh() {
   }));
   const drift = d.drift ? `${d.drift.status} (p ${d.drift.p_value === null || d.drift.p_value === undefined ? "n/a" : d.drift.p_value.toPrecision(2)}, last ${d.drift.images} predictions)` : "not computed yet (every 500 predictions)";
   const fb = d.feedback.count ? `${(100 * d.feedback.accuracy).toFixed(1)}% right of ${d.feedback.count} with feedback` : "no feedback yet";
-  $("status").textContent = `${d.total} predictions in the span · drift: ${drift} · feedback: ${fb} · log: ${d.log.status}${d.log.reason ? " (" + d.log.reason + ")" : ""}`;
+  const ood = d.ood_rate === null || d.ood_rate === undefined ? "n/a (no OOD verdicts)" : `${(100 * d.ood_rate).toFixed(1)}%`;
+  $("status").textContent = `${d.total} predictions in the span · OOD rate: ${ood} · drift: ${drift} · feedback: ${fb} · log: ${d.log.status}${d.log.reason ? " (" + d.log.reason + ")" : ""}`;
+  // the figures as attributes too: tests and scrapers read them without parsing the sentence
+  Object.assign($("status").dataset, {
+    model: name, total: String(d.total), oodRate: d.ood_rate === null || d.ood_rate === undefined ? "" : d.ood_rate.toFixed(4),
+    drift: d.drift ? d.drift.status : "", feedback: String(d.feedback.count), log: d.log.status,
+  });
 }
 
 async function init() {
