@@ -185,7 +185,8 @@ def _init_process(spec: dict[str, Any]) -> None:
 
 
 def _run_in_process(shard: int, paths: list[str]) -> dict[str, int]:
-    assert _PROCESS_WORKER is not None, "the pool initializer loads the model"  # noqa: S101 (internal invariant)
+    if _PROCESS_WORKER is None:
+        raise RuntimeError("the process pool's initializer did not load the model")
     return _PROCESS_WORKER.run(shard, paths)
 
 
