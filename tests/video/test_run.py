@@ -7,18 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from recog.cli.main import main
+from tests.cli.test_cli_end_to_end import run_cli
 from tests.video.clips import render_clip
-
-
-def run_cli(args, capsys) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def decoded(path):
