@@ -58,12 +58,13 @@ def test_file_lists_parquet_and_csv_give_the_same_job(tiny_bundle, photo_folder,
     assert ta.column("label").to_pylist() == tb.column("label").to_pylist()
 
 
-@pytest.mark.slow  # a second process (imports torch) killed mid-job
+@pytest.mark.slow  # processes that import torch: one killed mid-job, two that resume it
 def test_a_killed_job_resumes_from_its_last_complete_shard(tiny_bundle, killed, tmp_path):
     out = killed.copy(tmp_path / "preds")
     total = N_PHOTOS + 1
     assert 3 <= killed.shards_at_kill < total // 2
-    summary = batch_predict(tiny_bundle, killed.inputs, out, shard_size=2, top_k=2)
+    # resumed by the local process pool (2 processes, each with its own model)
+    summary = batch_predict(tiny_bundle, killed.inputs, out, shard_size=2, top_k=2, workers=2, threads=1)
     # a shard may have been renamed into place between the count and the kill
     assert summary.resumed_shards in (killed.shards_at_kill, killed.shards_at_kill + 1)
     assert summary.rows == total - 2 * summary.resumed_shards
