@@ -9,17 +9,27 @@ Also printed: the request-path cost alone (queueing one prediction, timed in pro
 what the log adds before the answer is sent; the writer's hashing, statistics and SQLite insert run
 in its own thread.
 
+``--before REV`` adds a mode "on (REV)": the same server with ``src/recog/monitor/`` as it was at git
+revision REV (the rest of ``src/`` as it is now), so a change to the log is measured before and after
+in one run, interleaved with the others.
+
 Usage::
 
     python benchmarks/prediction_log.py --rounds 3 --duration 5
+    python benchmarks/prediction_log.py --rounds 3 --duration 5 --before b9c17be
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
+import os
+import shutil
 import statistics
+import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import timeit
@@ -48,24 +58,58 @@ def request_path_us(bundle: Path, data: bytes, n: int = 2000) -> float:
     return 1e6 * t / n
 
 
+def monitor_at(rev: str, out: Path) -> Path:
+    """A copy of ``src/`` whose ``recog/monitor/`` is git revision ``rev``'s; returns the folder for PYTHONPATH."""
+    root = Path(__file__).resolve().parents[1]
+    src = out / "src"
+    shutil.copytree(root / "src", src, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.rmtree(src / "recog" / "monitor")
+    archive = subprocess.run(["git", "-C", str(root), "archive", rev, "src/recog/monitor"], capture_output=True,
+                             check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(out / "rev", filter="data")
+    shutil.move(str(out / "rev" / "src" / "recog" / "monitor"), src / "recog" / "monitor")
+    return src
+
+
+def start_server(bundle: Path, flags: list[str], pythonpath: Path | None) -> Server:
+    """A server process; with ``pythonpath`` it imports recog from there (the "before" mode)."""
+    if pythonpath is None:
+        return Server(bundle, *flags)
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(pythonpath)
+    try:
+        return Server(bundle, *flags)
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH")
+        else:
+            os.environ["PYTHONPATH"] = saved
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", type=Path, default=Path("/tmp/recog-bench-ood/run-digits/best"))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=float, default=5.0)
+    ap.add_argument("--before", default=None, help="git revision: also run the log with src/recog/monitor/ as it was there")
     args = ap.parse_args()
     if not (args.bundle / "recog.json").is_file():
         raise SystemExit(f"{args.bundle}: no model; run `python benchmarks/ood.py --pairs digits` first")
     data = test_image()
     print(f"request-path cost of logging one prediction: {request_path_us(args.bundle, data):.1f} us")
     request = raw_request(data)
-    modes = {"off": [], "on": ["--log-predictions", "{db}"], "on + images": ["--log-predictions", "{db}", "--log-images"]}
+    on = ["--log-predictions", "{db}"]
+    modes = {"off": [], **({f"on ({args.before})": on} if args.before else {}), "on": on,
+             "on + images": [*on, "--log-images"]}
     results: dict[str, dict[str, list[float]]] = {m: {"p50_c1": [], "ips_c1": [], "ips_c8": []} for m in modes}
     with tempfile.TemporaryDirectory() as tmp:
+        before = monitor_at(args.before, Path(tmp) / "before") if args.before else None
         for r in range(args.rounds):
-            for mode, flags in modes.items():
-                db = str(Path(tmp) / f"ops-{r}-{mode.replace(' ', '')}.db")
-                server = Server(args.bundle, *[f.format(db=db) for f in flags])
+            for k, (mode, flags) in enumerate(modes.items()):
+                db = str(Path(tmp) / f"ops-{r}-{k}.db")
+                server = start_server(args.bundle, [f.format(db=db) for f in flags],
+                                      before if mode.startswith("on (") else None)
                 try:
                     one = asyncio.run(closed_loop(server.port, request, 1, args.duration))
                     eight = asyncio.run(closed_loop(server.port, request, 8, args.duration))
@@ -82,8 +126,11 @@ def main() -> None:
         print(f"| {mode} | {statistics.median(v['p50_c1']):.2f} | {statistics.median(v['ips_c1']):.0f} | "
               f"{statistics.median(v['ips_c8']):.0f} |")
     base = statistics.median(results["off"]["p50_c1"])
-    for mode in ("on", "on + images"):
-        print(f"p50 overhead, log {mode}: {statistics.median(results[mode]['p50_c1']) - base:+.2f} ms")
+    base_c8 = statistics.median(results["off"]["ips_c8"])
+    for mode in modes:
+        if mode != "off":
+            print(f"log {mode}: p50 overhead {statistics.median(results[mode]['p50_c1']) - base:+.2f} ms, throughput at "
+                  f"c=8 {100 * (statistics.median(results[mode]['ips_c8']) / base_c8 - 1):+.0f} %")
 
 
 if __name__ == "__main__":

@@ -66,3 +66,29 @@ def test_ood_set_sets_the_threshold_and_every_verdict_says_so(digits_model, digi
 def test_a_bundle_without_reference_is_refused_in_one_line(tiny_bundle, photos):
     r = CliRunner().invoke(_cli(), ["ood", "threshold", str(tiny_bundle), "--ood", str(photos["coffee"].parent)])
     assert r.exit_code != 0 and "has no OOD reference" in str(r.exception)
+
+
+def test_the_log_records_a_new_threshold_under_the_same_version(digits_model, photos, tmp_path):
+    """`recog ood threshold` + :reload keeps the bundle version; the log must keep the newer reference."""
+    import sqlite3
+
+    from recog.models.bundle import update_bundle
+    from recog.monitor.log import PredictionLog
+
+    bundle = tmp_path / "digits"
+    shutil.copytree(digits_model, bundle)
+    ref = json.loads((bundle / "recog.json").read_text())["reference"]
+    update_bundle(bundle, updates={"reference": {**ref, "detector": {**ref["detector"], "threshold": 0.99}}})
+    old, new = recog.load(digits_model), recog.load(bundle)
+    assert old.manifest.version == new.manifest.version
+    data = photos["coffee"].read_bytes()
+    log = PredictionLog(tmp_path / "ops.db")
+    for model in (old, new):
+        raw, _, _ = model.outputs_many([data])
+        log.record("digits", model.manifest.version, [(data, "coffee.jpg")], model.postprocess(raw), raw, 1.0,
+                   model.manifest)
+        assert log.flush()
+    log.close()
+    with sqlite3.connect(tmp_path / "ops.db") as conn:
+        rows = conn.execute("SELECT reference FROM models WHERE name = 'digits'").fetchall()
+    assert len(rows) == 1 and json.loads(rows[0][0])["detector"]["threshold"] == 0.99

@@ -140,7 +140,7 @@ class PredictionLog:
         self.dropped = 0
         self._reason: str | None = None
         self._pending = 0   # entries queued or being written
-        self._registered: set[tuple[str, str]] = set()
+        self._registered: set[tuple[str, str, float | None]] = set()
         self.drift_every = drift_every
         self.drift_interval_s = drift_interval_s
         self._drift_checked: dict[str, float] = {}   # model → monotonic time of its last check
@@ -294,13 +294,19 @@ class PredictionLog:
 
         for e in entries:
             model, version, manifest = e[2], e[3], e[8]
-            if manifest is None or (model, version) in self._registered:
+            if manifest is None:
                 continue
             ref = reference_of(manifest)
-            self._conn.execute("INSERT OR IGNORE INTO models VALUES (?, ?, ?, ?, ?, ?, ?)",
+            # the version does not cover the reference: `recog ood threshold` + :reload keeps the version
+            # and changes the threshold, so the newest reference of a version replaces the one recorded
+            key = (model, version, None if ref is None else ref["detector"].get("threshold"))
+            if key in self._registered:
+                continue
+            self._conn.execute("INSERT INTO models VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name, version) DO UPDATE "
+                               "SET path = excluded.path, reference = excluded.reference",
                                (model, version, str(manifest.path), json.dumps(list(manifest.labels)),
                                 manifest.temperature, None if ref is None else json.dumps(ref), time.time()))
-            self._registered.add((model, version))
+            self._registered.add(key)
 
     def _bound(self) -> None:
         """Delete the oldest rows past ``max_rows``, and a tenth of them while the file is over ``max_mb``."""
