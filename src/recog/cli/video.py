@@ -112,7 +112,7 @@ def _run_with_progress(model, src, opts, sinks, stop=None):
         with make_progress() as bar:
             task = bar.add_task(f"video ({model.backend.name})", total=total, stats="")
             return run_video(model, src, opts, sinks=sinks, stop=stop,
-                             progress=lambda s: bar.update(task, completed=s.frames_read + s.dropped,
+                             progress=lambda s: bar.update(task, completed=s.frames_read,
                                                            stats=f"{s.processed} processed {s.fps:.1f} fps"))
     last = [time.monotonic()]
 

@@ -54,13 +54,14 @@ async def mjpeg(request: Request, name: str = Path(..., description="stream name
     if stream.viewers >= stream.max_viewers:
         raise OverloadedError(f"live stream {name!r} has its {stream.max_viewers} viewers.", retry_after=5.0,
                               hint="retry later, or close another viewer")
-    stream.viewers += 1
     return StreamingResponse(_parts(stream), media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
                              headers={"Cache-Control": "no-store"})
 
 
 async def _parts(stream: LiveStream) -> AsyncIterator[bytes]:
+    # counted here, not in the route: a client gone before the body starts never holds a slot
     sent = 0
+    stream.viewers += 1
     try:
         while True:
             if stream.seq > sent:
