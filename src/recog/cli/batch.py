@@ -14,7 +14,7 @@ def register(app: typer.Typer) -> None:
         bundle: Path = typer.Argument(..., help="Bundle folder (runs/NAME/best)."),
         inputs: List[str] = typer.Argument(..., help="Folders, globs (quoted), images, or .parquet/.csv file lists (a 'path' column)."),
         out: Path = typer.Option(..., "--out", "-o", help="Output folder of parquet shards; rerun with the same inputs to resume."),
-        ray: bool = typer.Option(False, "--ray", help="Run on Ray Data (pip install 'recog[ray]'); $RAY_ADDRESS names a cluster."),
+        ray: bool = typer.Option(False, "--ray", help="Run on Ray Data (needs recog's 'ray' extra); $RAY_ADDRESS names a cluster."),
         workers: int = typer.Option(1, "--workers", "-w", min=1, help="Model copies at once: processes locally, actors on Ray."),
         threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Inference threads per worker [CPUs / workers]."),
         shard_size: int = typer.Option(1000, "--shard-size", min=1, help="Inputs per shard (the unit of resume)."),

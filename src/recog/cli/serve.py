@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
         faces_db: Optional[Path] = typer.Option(None, "--faces-db", help="Face collections database for /v1/faces and /v1/collections [$RECOG_FACES_DB or ~/.recog/faces.db]."),
         log_predictions: Optional[Path] = typer.Option(None, "--log-predictions", help="Log every classification to this SQLite file (opt-in; face routes are never logged)."),
         log_images: Optional[bool] = typer.Option(None, "--log-images", help="Store the logged images' bytes too (for `recog feedback export`)."),
-        ray: bool = typer.Option(False, "--ray", help="Serve on Ray Serve: one autoscaling deployment per model (pip install 'recog[ray]'); $RAY_ADDRESS names a cluster."),
+        ray: bool = typer.Option(False, "--ray", help="Serve on Ray Serve: one autoscaling deployment per model (needs recog's 'ray' extra); $RAY_ADDRESS names a cluster."),
         ray_config: Optional[Path] = typer.Option(None, "--ray-config", help="With --ray: YAML file of Ray Serve options (min_replicas, max_replicas, target_ongoing, ...)."),
         min_replicas: Optional[int] = typer.Option(None, "--min-replicas", help="With --ray: fewest replicas per model [1]."),
         max_replicas: Optional[int] = typer.Option(None, "--max-replicas", help="With --ray: most replicas per model [4]."),
