@@ -17,12 +17,12 @@ Example:
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from recog.monitor.reference import combined, reference_of
-from recog.monitor.threshold import describe
 from recog.types import OutOfDistribution
 
 METHOD = "mahalanobis+energy (logits)"
@@ -48,6 +48,13 @@ def _reference(manifest: Any) -> dict[str, Any] | None:
             _cache.clear()
         _cache[key] = (manifest.raw, ref)
         return ref
+
+
+def describe(rule: dict[str, Any] | None) -> str:
+    """A few words for ``ood.method``: where the threshold came from."""
+    if not rule or rule.get("ood_set") is None:
+        return "threshold: in-distribution quantile, no OOD set"
+    return f"threshold: held-out + OOD set {', '.join(Path(p).name for p in rule['ood_set'])}"
 
 
 def ood_scores(logits: np.ndarray, manifest: Any, probs: np.ndarray | None = None

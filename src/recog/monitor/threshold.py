@@ -10,8 +10,8 @@ them best from held-out in-distribution images:
   most ``max_false_alarm``; ties go to the higher threshold (fewer false alarms). The threshold sits
   half-way between two observed scores, not on one.
 * the bundle's ``reference.detector`` records ``threshold`` and ``threshold_rule`` (the rule, the OOD
-  set, image counts, AUROC, and TPR/FPR at the chosen threshold), so every result's ``ood.method``
-  says how its verdict was decided.
+  folders, image counts, AUROC, and TPR/FPR at the chosen threshold), so every result's ``ood.method``
+  says how its verdict was decided (:func:`recog.monitor.ood.describe`).
 
 Without ``--ood`` the threshold stays the in-distribution quantile and the command says so; it still
 measures the false-alarm rate on the held-out images.
@@ -54,13 +54,6 @@ def choose_threshold(in_scores: np.ndarray, ood_scores: np.ndarray, *, max_false
     y = np.r_[np.zeros(len(s_in)), np.ones(len(s_out))]
     return {"threshold": round(float(cuts[best]), 6), "tpr": float(tpr[best]), "fpr": float(fpr[best]),
             "auroc": float(roc_auc_score(y, np.r_[s_in, s_out]))}
-
-
-def describe(rule: dict[str, Any] | None) -> str:
-    """A few words for ``ood.method``: where the threshold came from."""
-    if not rule or rule.get("ood_set") is None:
-        return "threshold: in-distribution quantile, no OOD set"
-    return f"threshold: held-out + OOD set {Path(str(rule['ood_set'])).name}"
 
 
 def calibrate_bundle(bundle: str | Path, ood: Sequence[str | Path] = (), *, data: str | Path | None = None,
@@ -115,7 +108,7 @@ def calibrate_bundle(bundle: str | Path, ood: Sequence[str | Path] = (), *, data
         s_out = scores(paths, ", ".join(map(str, ood)))
         pick = choose_threshold(s_in, s_out, max_false_alarm=max_false_alarm)
         rule = {"rule": "max TPR - FPR with held-out FPR <= max_false_alarm", "max_false_alarm": max_false_alarm,
-                "ood_set": ", ".join(str(Path(f)) for f in ood), "ood_images": len(s_out),
+                "ood_set": [str(f) for f in ood], "ood_images": len(s_out),
                 "in_distribution": held_out, "auroc": round(pick["auroc"], 6), "tpr": round(pick["tpr"], 6),
                 "fpr": round(pick["fpr"], 6)}
         threshold = pick["threshold"]
