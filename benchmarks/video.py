@@ -11,8 +11,10 @@ Usage (from the repository root; the machine's load is printed with every figure
   ImageNet weights, 224 px) and a detector (FCOS on EfficientNet-Lite0 at 320 px, the architecture
   and input size ``benchmarks/detect.py`` trains on BCCD; built with random weights when no trained
   bundle is given with ``--detector``: the timing is the same, boxes are meaningless). Reports
-  frames/s and per-frame latency (decode + preprocessing + model + postprocessing + annotation +
-  encoding to the output video) p50/p95.
+  frames/s of the whole loop (decoding, the predictor, drawing, encoding the annotated video),
+  per-frame latency (from the decoded frame to its result: preprocessing, model,
+  postprocessing) p50/p95, and the predictor alone on one decoded frame (so the share
+  of the frame time spent outside the model: decoding, drawing, encoding).
 * ``bounded``: the same clip played in real time at ``--fps`` (faster than the model), once through
   the latest-frame reader (what ``recog video`` does with a live source) and once through an
   unbounded FIFO queue (what a naive reader does): latency p50/p95/max and frames dropped. With
@@ -22,7 +24,8 @@ Usage (from the repository root; the machine's load is printed with every figure
   cross often) seen by a simulated detector (2 px box jitter, 10 % of boxes missed, 20 % scored
   low as if occluded, 0.5 false positives per frame): CLEAR-MOT MOTA, MOTP, ID switches
   (:func:`recog.video.mot.clear_mot`), for ByteTrack and for the same tracker without its
-  low-score round.
+  low-score round; scored again by ``motmetrics`` when it is installed (a cross-check of
+  ``clear_mot``; its MOTP is a distance, reported here as ``1 - distance`` = mean IoU).
 """
 
 from __future__ import annotations
@@ -99,7 +102,16 @@ def cmd_throughput(args: argparse.Namespace) -> dict:
         start_load = load()
         s = run_video(model, open_source(str(clip)), VideoOptions(),
                       sinks=[AnnotatedVideo(Path(args.work) / "out.mp4")]).to_dict()
+        frame = np.asarray(open_source(str(clip)).read().image)
+        alone = []
+        for _ in range(20):  # the predictor alone on one decoded frame, in the same conditions
+            t0 = time.perf_counter()
+            model.predict(frame)
+            alone.append(time.perf_counter() - t0)
+        predict_ms = float(np.median(alone)) * 1000
         result[name] = {"fps": s["fps"], "latency_ms": s["latency_ms"], "frames": s["processed"],
+                        "predict_alone_ms_p50": round(predict_ms, 1),
+                        "pipeline_share_of_frame_time": round(1 - predict_ms / (1000 / s["fps"]), 3),
                         "load_start": start_load, "load_end": load()}
         print(name, result[name], flush=True)
     return result
@@ -186,8 +198,29 @@ def cmd_tracking(args: argparse.Namespace) -> dict:
             tracks = tracker.update(boxes, scores, np.zeros(len(boxes)), ["obj"] * len(boxes), frame=i)
             frames.append((ids, truth, [t.id for t in tracks], np.array([t.box for t in tracks]).reshape(-1, 4)))
         result[name] = clear_mot(frames).to_dict()
+        result[name]["motmetrics"] = motmetrics_check(frames)
         print(name, result[name], flush=True)
     return result
+
+
+def motmetrics_check(frames) -> dict | str:
+    """The same sequence scored by ``motmetrics`` (py-motmetrics, the reference implementation), when installed."""
+    try:
+        import motmetrics as mm
+    except ImportError:
+        return "not installed (pip install motmetrics) to cross-check"
+    from recog.detect.boxes import iou_matrix
+
+    acc = mm.MOTAccumulator(auto_id=True)
+    for truth_ids, truth_boxes, hyp_ids, hyp_boxes in frames:
+        dist = 1 - iou_matrix(truth_boxes, hyp_boxes)
+        dist[dist > 0.5] = np.nan   # IoU below 0.5 is no match, as in clear_mot
+        acc.update(truth_ids, hyp_ids, dist)
+    row = mm.metrics.create().compute(acc, metrics=["mota", "motp", "num_switches", "num_false_positives",
+                                                    "num_misses"], name="seq").iloc[0]
+    return {"mota": round(float(row["mota"]), 4), "motp": round(1 - float(row["motp"]), 4),
+            "id_switches": int(row["num_switches"]), "false_positives": int(row["num_false_positives"]),
+            "misses": int(row["num_misses"])}
 
 
 def main() -> None:

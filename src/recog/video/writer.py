@@ -13,6 +13,11 @@ from recog.video.sources import VideoError, require_av
 CODECS = {".mp4": ("libx264", "yuv420p"), ".mkv": ("libx264", "yuv420p"), ".mov": ("libx264", "yuv420p"),
           ".avi": ("mjpeg", "yuvj420p")}
 
+#: x264's ``veryfast`` preset: on the 640x480 benchmark clip (60 frames, 1 thread, a loaded machine)
+#: 8.8-11 ms a frame against 12-20 ms for its default ``medium``, and 91 KiB against 113 KiB; the
+#: annotated video records a real-time run, it is not an archive master.
+X264_OPTIONS = {"preset": "veryfast"}
+
 #: Timestamps are written in milliseconds: processed frames keep their source times (a sampled or
 #: live video plays at the real pace, frames the model skipped simply last longer).
 TIME_BASE = Fraction(1, 1000)
@@ -46,6 +51,8 @@ class VideoWriter:
         stream = self._container.add_stream(codec, rate=Fraction(self.fps).limit_denominator(1001))
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         stream.codec_context.time_base = TIME_BASE
+        if codec == "libx264":
+            stream.options = dict(X264_OPTIONS)
         self._stream = stream
 
     def write(self, image: np.ndarray, time: float) -> None:
