@@ -33,8 +33,21 @@ def start_serve(settings: Settings, options: RayServeOptions) -> None:
                   blocking=False)
 
 
+class Stopped(Exception):
+    """SIGTERM or SIGINT arrived (raised from the signal handler, so it also interrupts a start in progress)."""
+
+
+def _raise_stopped(signum, frame) -> None:
+    raise Stopped(signal.Signals(signum).name)
+
+
 def serve_with_ray(settings: Settings, options: RayServeOptions) -> None:
-    """Serve until SIGTERM/SIGINT (blocking), then shut Serve and Ray down gracefully."""
+    """Serve until SIGTERM/SIGINT (blocking), then shut Serve and Ray down gracefully.
+
+    Replicas get ``shutdown_timeout_s`` to finish their requests; if Ray itself is gone (its
+    processes were signalled too: Ctrl-C reaches the whole process group), the wait for Serve's
+    shutdown is bounded by the same time plus 10 s, so the command always returns.
+    """
     from recog.errors import ConfigError
 
     if not settings.models:
@@ -42,18 +55,24 @@ def serve_with_ray(settings: Settings, options: RayServeOptions) -> None:
     ray = init_ray("recog serve --ray")
     from ray import serve
 
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.signal(sig, _raise_stopped) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         start_serve(settings, options)
         log.warning("Ray Serve: %s at http://%s:%d/ (%d..%d replicas each)", ", ".join(settings.model_names),
                     settings.host, settings.port, options.min_replicas, options.max_replicas)
-        stop.wait()
+        threading.Event().wait()  # until a signal raises Stopped
+    except Stopped as stop:
+        log.warning("%s: shutting Ray Serve down (replicas finish their requests)", stop)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        serve.shutdown()
+        closer = threading.Thread(target=serve.shutdown, daemon=True, name="recog-serve-shutdown")
+        closer.start()
+        closer.join(settings.shutdown_timeout_s + 10)
+        if closer.is_alive():
+            log.warning("Ray Serve did not confirm its shutdown in %.0f s; stopping Ray",
+                        settings.shutdown_timeout_s + 10)
         ray.shutdown()
 
 
-__all__ = ["serve_with_ray", "start_serve"]
+__all__ = ["Stopped", "serve_with_ray", "start_serve"]
