@@ -61,7 +61,12 @@ class LatestFrameReader:
             frame, self._latest = self._latest, None
             return frame
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Ask the source to stop and wait (bounded) for the thread."""
+    def close(self, timeout: float = 5.0) -> bool:
+        """Ask the source to stop and wait (bounded) for the thread; True when it has ended.
+
+        False means the thread is still inside the source's ``read`` (a stalled network read): the
+        caller must not close the source under it (the daemon thread ends with the process).
+        """
         self.source.interrupt()
         self._thread.join(timeout)
+        return not self._thread.is_alive()

@@ -198,11 +198,11 @@ def run_video(model: "Predictor", source: VideoSource, options: VideoOptions = V
     except KeyboardInterrupt:
         summary.stopped = "interrupted"
     finally:
-        if reader is not None:
-            reader.close()
-            summary.frames_read, summary.dropped = reader.read, reader.dropped
         source.interrupt()
-        source.close()
+        if reader is None or reader.close():
+            source.close()
+        if reader is not None:
+            summary.frames_read, summary.dropped = reader.read, reader.dropped
         summary.seconds = time.monotonic() - started
         summary.reconnects = source.reconnects
         if not summary.stopped:
