@@ -1,4 +1,4 @@
-"""A real local Ray (2 CPUs, loopback, no dashboard), one session for the module: Serve replicas, Ray Data batches.
+"""A real local Ray (2 CPUs, no dashboard), one session for the module: `recog serve --ray` replicas, Ray Data batches.
 
 Ray's own start (``ray.init`` + Serve's controller and proxy) takes 10-25 s on the
 2-core CI machine; every test here shares that one start.
@@ -6,8 +6,13 @@ Ray's own start (``ray.init`` + Serve's controller and proxy) takes 10-25 s on t
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
+from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -35,21 +40,42 @@ def ray_session():
 
 @pytest.fixture(scope="module")
 def served(ray_session, tiny_bundle, tmp_path_factory):
-    """Two fixed replicas of the tiny model behind Serve's proxy on a free loopback port."""
+    """``recog serve --ray`` in its own process, deploying on this module's Ray (``$RAY_ADDRESS``):
+    two fixed replicas of the tiny model behind Serve's proxy on a free loopback port."""
     from ray import serve
 
-    from recog.scale.serve_options import load_serve_options
-    from recog.scale.serve_run import start_serve
-    from recog.serve.settings import load_settings
     from tests.serve.conftest import free_port
 
-    settings = load_settings(models={"tiny": str(tiny_bundle)}, port=free_port(), preprocess_workers=1, threads=1,
-                             faces_db=tmp_path_factory.mktemp("faces") / "faces.db", env={})
-    options = load_serve_options(overrides={"min_replicas": 2, "max_replicas": 2, "replica_cpus": 0.5,
-                                            "health_check_period_s": 1})
-    start_serve(settings, options)
-    yield f"http://127.0.0.1:{settings.port}"
-    serve.delete("tiny")
+    tmp = tmp_path_factory.mktemp("served")
+    (tmp / "ray.yaml").write_text("min_replicas: 2\nmax_replicas: 2\nreplica_cpus: 0.5\nhealth_check_period_s: 1\n")
+    port = free_port()
+    env = {**os.environ, "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address,
+           "RECOG_FACES_DB": str(tmp / "faces.db"), "OMP_NUM_THREADS": "1"}
+    with open(tmp / "serve.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "recog", "serve", str(tiny_bundle), "--name", "tiny", "--ray",
+                                 "--ray-config", str(tmp / "ray.yaml"), "--port", str(port), "--threads", "1"],
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 180
+    while not _app_running(serve, "tiny"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"recog serve --ray did not deploy: {(tmp / 'serve.log').read_text()[-2000:]}")
+        time.sleep(0.5)
+    yield Served(f"http://127.0.0.1:{port}", proc)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+@dataclass
+class Served:
+    url: str
+    process: subprocess.Popen
+
+
+def _app_running(serve, name: str) -> bool:
+    app = serve.status().applications.get(name)
+    return app is not None and getattr(app.status, "value", app.status) == "RUNNING"
 
 
 def _predict(client: httpx.Client, base: str, image: bytes) -> int:
@@ -63,6 +89,7 @@ def _predict(client: httpx.Client, base: str, image: bytes) -> int:
 def test_a_serve_deployment_answers_like_the_plain_service(served, photo_folder, tiny_bundle):
     import recog
 
+    served = served.url
     image = (photo_folder / "img001.jpg").read_bytes()
     with httpx.Client(timeout=30) as client:
         assert client.get(f"{served}/readyz").json() == {"status": "ready", "models": ["tiny"]}
@@ -80,7 +107,7 @@ def test_a_serve_deployment_answers_like_the_plain_service(served, photo_folder,
 
 
 def test_traffic_continues_when_a_replica_dies(served, ray_session, photo_folder):
-    ray = ray_session
+    ray, served = ray_session, served.url
     image = (photo_folder / "img002.jpg").read_bytes()
     replicas = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
                 if a["name"].startswith("SERVE_REPLICA::tiny#")]
@@ -110,6 +137,15 @@ def test_traffic_continues_when_a_replica_dies(served, ray_session, photo_folder
     # only the request in flight on the dead replica fails (Serve answers 500); the other replica takes the rest
     assert len(after) >= 10 and after.count(200) >= len(after) - 1, after
     assert after[-5:] == [200] * 5
+
+
+def test_sigterm_drains_the_replicas_and_removes_the_deployment(served, ray_session):
+    served.process.send_signal(signal.SIGTERM)
+    assert served.process.wait(timeout=90) == 0
+    alive = [a["name"] for a in ray_session.util.list_named_actors(all_namespaces=True)]
+    assert not [name for name in alive if name.startswith("SERVE_")], alive  # replicas, proxy, controller
+    with pytest.raises(httpx.TransportError):  # the proxy is gone with Serve
+        httpx.get(f"{served.url}/readyz", timeout=5)
 
 
 def test_ray_data_resumes_a_killed_job_and_matches_the_local_path_row_for_row(ray_session, tiny_bundle, killed,
