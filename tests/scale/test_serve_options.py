@@ -79,3 +79,26 @@ def test_ray_flags_without_ray_and_a_missing_ray_are_one_line_errors(tiny_bundle
 
         batch_predict(tiny_bundle, [str(tiny_bundle / "recog.json")], tmp_path / "preds", ray=True)
     assert not (tmp_path / "preds").exists()
+
+
+def test_a_replica_is_unhealthy_until_its_app_is_ready_and_healthy_while_draining(tiny_bundle, tmp_path):
+    import asyncio
+
+    from recog.scale.deployment import RecogReplica
+    from recog.scale.serve_options import settings_args
+
+    settings = load_settings(models={"tiny": str(tiny_bundle)}, faces_db=tmp_path / "faces.db", env={})
+    replica = RecogReplica(settings_args(settings, options=RayServeOptions(replica_cpus=1)))
+    assert replica.settings.preprocess_workers == 1
+    replica.check_health()  # not built yet: Serve is still constructing it
+    app = replica.__serve_build_asgi_app__()
+    with pytest.raises(RuntimeError, match="not ready"):
+        replica.check_health()  # built, models not loaded
+
+    async def lifespan() -> None:
+        async with app.router.lifespan_context(app):
+            replica.check_health()  # loaded and warmed
+            app.state.recog.draining = True
+            replica.check_health()  # shutting down on purpose: nothing to replace
+
+    asyncio.run(lifespan())
