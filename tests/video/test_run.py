@@ -116,3 +116,16 @@ def test_live_source_sampling_keeps_at_most_one_frame_in_every(tiny_bundle, tmp_
     assert summary.frames_read == 30 and summary.processed == len(taken) > 0
     assert all(b - a >= every for a, b in zip(taken, taken[1:]))
     assert summary.processed + summary.dropped + summary.skipped + summary.stale == 30
+
+
+def test_results_over_the_latency_budget_are_counted_late(untrained_detector, clip):
+    import recog
+    from recog.video.run import VideoOptions, run_video
+    from recog.video.sources import open_source
+
+    model = recog.load(untrained_detector)   # tens of ms a frame at the least: over a 10 ms budget
+    tight = run_video(model, open_source(str(clip)), VideoOptions(max_latency=0.01, max_frames=5))
+    loose = run_video(model, open_source(str(clip)), VideoOptions(max_latency=60.0, max_frames=5))
+    assert (tight.processed, tight.late, tight.stale) == (5, 5, 0)   # a file waits for the model: never stale
+    assert (loose.processed, loose.late) == (5, 0)
+    assert tight.to_dict()["late"] == 5

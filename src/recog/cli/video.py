@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
         every: int = typer.Option(1, "--every", min=1, help="Process one frame in N."),
         track: bool = typer.Option(False, "--track", help="Track detected objects across frames (detect models)."),
         track_score: float = typer.Option(0.5, "--track-score", min=0.0, max=1.0, help="With --track: lowest score that starts or keeps a track (lower ones down to a fifth of it only keep tracks alive)."),
-        max_latency: Optional[float] = typer.Option(None, "--max-latency", min=0.001, help="Skip frames older than this many seconds when the model gets to them."),
+        max_latency: Optional[float] = typer.Option(None, "--max-latency", min=0.001, help="Latency budget in seconds: skip frames already older when the model gets to them (stale); count results later than it (late)."),
         realtime: bool = typer.Option(False, "--realtime", help="Play a file at its own frame rate, dropping frames the model has no time for (as a camera would)."),
         max_frames: Optional[int] = typer.Option(None, "--max-frames", min=1, help="Stop after processing this many frames."),
         min_score: Optional[float] = typer.Option(None, "--min-score", min=0.0, max=1.0, help="Detect models: lowest box score kept. [default: 0.3]"),

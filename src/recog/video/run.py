@@ -44,7 +44,10 @@ class VideoOptions:
         track: track detections across frames (detect models only).
         track_score: detections at or above this score start and keep tracks (ByteTrack's high
             threshold); those down to a fifth of it only keep tracks alive.
-        max_latency: seconds; a frame older than this when the model is free is skipped (counted stale).
+        max_latency: seconds; a frame older than this when the model is free is skipped (counted
+            ``stale``: a source that delivers late, e.g. a burst after a network stall), and a result
+            ready later than this after its frame arrived is counted ``late`` (the model is too slow
+            for the budget: sample with ``every`` or use a faster backend).
         max_frames: stop after processing this many frames.
         predict: options for the task (``min_score``, ``threshold``, ``top_k``).
     """
@@ -107,7 +110,8 @@ class AnnotatedVideo:
 @dataclass
 class VideoSummary:
     """What a run did. ``dropped``: frames a live source delivered while the model was busy;
-    ``skipped``: frames left out by ``every``; ``stale``: frames older than ``max_latency``."""
+    ``skipped``: frames left out by ``every``; ``stale``: frames older than ``max_latency`` when
+    the model was free; ``late``: processed frames whose result took longer than ``max_latency``."""
 
     source: str
     frames_read: int = 0
@@ -115,6 +119,7 @@ class VideoSummary:
     dropped: int = 0
     skipped: int = 0
     stale: int = 0
+    late: int = 0
     reconnects: int = 0
     tracks: int = 0
     seconds: float = 0.0
@@ -131,7 +136,7 @@ class VideoSummary:
     def to_dict(self) -> dict[str, Any]:
         lat = np.array(self.latencies) * 1000 if self.latencies else None
         return {"source": self.source, "frames_read": self.frames_read, "processed": self.processed,
-                "dropped": self.dropped, "skipped": self.skipped, "stale": self.stale,
+                "dropped": self.dropped, "skipped": self.skipped, "stale": self.stale, "late": self.late,
                 "reconnects": self.reconnects, "tracks": self.tracks, "seconds": round(self.seconds, 3),
                 "fps": round(self.fps, 2),
                 "latency_ms": None if lat is None else {"p50": round(float(np.percentile(lat, 50)), 1),
@@ -186,6 +191,8 @@ def run_video(model: "Predictor", source: VideoSource, options: VideoOptions = V
                 sink.add(item)
             summary.processed += 1
             summary.latencies.append(item.latency)
+            if options.max_latency is not None and item.latency > options.max_latency:
+                summary.late += 1
             summary.last_frame, summary.last_time = frame.index, frame.time
             summary.seconds = time.monotonic() - started
             if reader is not None:
