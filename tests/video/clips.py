@@ -47,3 +47,25 @@ def render_clip(path: Path, *, frames: int = 30, size: tuple[int, int] = (320, 2
         for packet in stream.encode(None):
             container.mux(packet)
     return truth
+
+
+def render_face_clip(path: Path, *, frames: int = 16, size: tuple[int, int] = (320, 240), fps: int = 8) -> None:
+    """An H.264 clip of Grace Hopper's portrait (matplotlib's sample photo) sliding right across a photo."""
+    import av
+    import matplotlib.cbook
+    from PIL import Image
+    from skimage import data
+
+    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as fh:
+        face = np.asarray(Image.open(fh).convert("RGB").resize((120, 140)))
+    w, h = size
+    background = np.asarray(Image.fromarray(data.coffee()).resize((w, h)))
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        for i in range(frames):
+            img = background.copy()
+            x = int(i / max(1, frames - 1) * (w - 120))
+            img[50:190, x:x + 120] = face
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        container.mux(stream.encode(None))

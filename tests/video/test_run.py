@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.cli.test_cli_end_to_end import run_cli
-from tests.video.clips import render_clip
+from tests.video.clips import render_clip, render_face_clip
 
 
 def decoded(path):
@@ -129,3 +129,21 @@ def test_results_over_the_latency_budget_are_counted_late(untrained_detector, cl
     assert (tight.processed, tight.late, tight.stale) == (5, 5, 0)   # a file waits for the model: never stale
     assert (loose.processed, loose.late) == (5, 0)
     assert tight.to_dict()["late"] == 5
+
+
+def test_faces_per_frame_tracked_by_a_real_detector(tmp_path, capsys):
+    clip, events, out = tmp_path / "hopper.mp4", tmp_path / "events.jsonl", tmp_path / "faces.mp4"
+    render_face_clip(clip, frames=16)
+    code, stdout, stderr = run_cli(["video", "faces", clip, "--track", "--events", events, "--out", out], capsys)
+    assert code == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["processed"] == 16 and summary["tracks"] == 1
+    ev = read_events(events)
+    (enter,) = [e for e in ev if e["event"] == "enter"]
+    (leave,) = [e for e in ev if e["event"] == "leave"]
+    assert enter["label"] == "face" and enter["frame"] == 1            # dlib's HOG detector, confirmed at frame 1
+    assert leave["track_id"] == enter["track_id"] and leave["reason"] == "end" and leave["frames_seen"] >= 14
+    assert enter["box"][0] < 80                                         # the face enters on the left
+    counts = [e for e in ev if e["event"] == "counts"]
+    assert [c["counts"] for c in counts] == [{"face": 1}, {"face": 1}] and all(c["tracks"] == {"face": 1} for c in counts)
+    assert len(decoded(out)) == 16

@@ -23,7 +23,7 @@ LOG_EVERY_S = 2.0
 def register(app: typer.Typer) -> None:
     @app.command("video")
     def video_cmd(
-        bundle: Path = typer.Argument(..., help="Model bundle (runs/NAME/best): any task."),
+        bundle: Path = typer.Argument(..., help="Model bundle (runs/NAME/best): any task; or `faces` for dlib's face detector."),
         source: str = typer.Argument(..., help="A video file, an rtsp:// or http(s):// stream, or a webcam index (0)."),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the annotated video here (.mp4, .mkv, .mov, .avi)."),
         events: Optional[Path] = typer.Option(None, "--events", help="Write JSON Lines events here (enter/leave per track, counts per second, summary)."),
@@ -70,10 +70,14 @@ def _run(bundle: Path, source: str, opts, *, out: Path | None, events: Path | No
     import recog
     from recog.tasks import require_task
     from recog.video.events import EventLog
+    from recog.video.faces import FACES_MODEL, FaceFrameModel
     from recog.video.run import AnnotatedVideo
     from recog.video.sources import open_source
 
-    model = recog.load(bundle, backend=backend)
+    if str(bundle) == FACES_MODEL and not bundle.exists():
+        model = FaceFrameModel()
+    else:
+        model = recog.load(bundle, backend=backend)
     if "min_score" in opts.predict:
         require_task(model.manifest, "detect", command="recog video --min-score")
     if "threshold" in opts.predict:
@@ -110,7 +114,7 @@ def _run_with_progress(model, src, opts, sinks, stop=None):
     if console.is_terminal:
         total = None if src.live or src.frame_count is None else src.frame_count
         with make_progress() as bar:
-            task = bar.add_task(f"video ({model.backend.name})", total=total, stats="")
+            task = bar.add_task("video", total=total, stats="")
             return run_video(model, src, opts, sinks=sinks, stop=stop,
                              progress=lambda s: bar.update(task, completed=s.frames_read,
                                                            stats=f"{s.processed} processed {s.fps:.1f} fps"))
@@ -136,10 +140,11 @@ def _run_live(model, src, opts, sinks, *, bundle, name, host, port, api_keys):
     from recog.errors import ServiceError
     from recog.serve.app import create_app
     from recog.serve.settings import default_model_name, load_settings
+    from recog.video.faces import FaceFrameModel
     from recog.video.live import LiveStream, attach_streams
 
-    settings = load_settings(models={default_model_name(bundle): str(bundle)}, host=host, port=port,
-                             api_keys_file=api_keys)
+    served = {} if isinstance(model, FaceFrameModel) else {default_model_name(bundle): str(bundle)}
+    settings = load_settings(models=served, host=host, port=port, api_keys_file=api_keys)
     app = create_app(settings)
     stream = LiveStream(name, source=src.name, model=default_model_name(bundle))
     attach_streams(app, [stream])

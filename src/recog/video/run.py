@@ -157,6 +157,10 @@ def run_video(model: "Predictor", source: VideoSource, options: VideoOptions = V
               stop: threading.Event | None = None) -> VideoSummary:
     """Run ``model`` over ``source`` (see the module docstring); sinks are closed, the source too.
 
+    ``model`` is a :class:`~recog.runtime.predictor.Predictor`, or any object with the same
+    ``predict(image, **options)``, ``manifest.task`` and ``labels`` (faces:
+    :class:`~recog.video.faces.FaceFrameModel`).
+
     Ctrl-C (or ``stop``) ends the run cleanly: the sinks are closed, ``stopped`` says ``"interrupted"``.
 
     Raises:
