@@ -75,10 +75,11 @@ class ShardWorker:
     """
 
     def __init__(self, bundle: str, out: str, job: dict[str, Any], backend: str = "auto",
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, cwd: str | None = None) -> None:
         import recog
 
         self.out = Path(out)
+        self.cwd = cwd  # the command's folder: relative inputs are read from there (Ray workers run elsewhere)
         self.job = BatchJob(**job)
         self.model = recog.load(bundle, backend=backend, **({"threads": threads} if threads else {}))
 
@@ -86,7 +87,8 @@ class ShardWorker:
         start, stop = self.job.shard_range(shard)
         if len(paths) != stop - start:
             raise ValueError(f"shard {shard}: {len(paths)} paths for {stop - start} inputs")
-        results = self.model.predict_many(list(paths), top_k=self.job.top_k)
+        files = [p if self.cwd is None or os.path.isabs(p) else os.path.join(self.cwd, p) for p in paths]
+        results = self.model.predict_many(files, top_k=self.job.top_k)
         rows = [result_row(start + i, p, r) for i, (p, r) in enumerate(zip(paths, results))]
         write_shard(self.out, shard, rows)
         return {"shard": shard, "rows": len(rows), "failures": sum(r["error_code"] is not None for r in rows)}
@@ -146,7 +148,8 @@ def batch_predict(bundle: str | Path, inputs: list[str], out: str | Path, *, ray
         on_plan(sum(job.shard_range(s)[1] - job.shard_range(s)[0] for s in todo), job.inputs)
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
     items = [(s, paths[slice(*job.shard_range(s))]) for s in todo]
-    spec = {"bundle": str(bundle), "out": str(out), "job": asdict(job), "backend": backend, "threads": threads}
+    spec = {"bundle": job.bundle, "out": str(out.resolve()), "job": asdict(job), "backend": backend,
+            "threads": threads, "cwd": os.getcwd()}
     run = _run_ray if ray else _run_local
     done = run(items, spec, workers, progress) if items else []
     return BatchSummary(out=str(out), shards=job.shards, resumed_shards=job.shards - len(todo),
