@@ -74,6 +74,13 @@ def test_confirmation_and_leave_events():
     assert [t.id for t in tracker.left] == [track.id] and tracker.tracks == []
 
 
+def test_returned_tracks_keep_their_frame_s_box():
+    tracker = ByteTracker(min_hits=1)
+    (first,) = tracker.update(np.array([[0, 0, 20, 20.]]), [0.9], [0], ["cell"])
+    (second,) = tracker.update(np.array([[4, 0, 24, 20.]]), [0.9], [0], ["cell"])
+    assert first.id == second.id and first.box[0] == 0 and second.box[0] == 4
+
+
 def test_classes_are_never_mixed():
     tracker = ByteTracker(min_hits=1)
     box = np.array([[0, 0, 20, 20.]])

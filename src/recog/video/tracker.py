@@ -16,7 +16,7 @@ Boxes are ``[x1, y1, x2, y2]`` pixels.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -98,7 +98,8 @@ class ByteTracker:
 
     def update(self, boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, labels, *,
                frame: int = 0, time: float = 0.0) -> list[Track]:
-        """Associate one frame's detections; returns the confirmed tracks matched in this frame.
+        """Associate one frame's detections; returns the confirmed tracks matched in this frame
+        (copies: they keep this frame's boxes while the tracker goes on).
 
         After the call, :attr:`entered` holds tracks confirmed in this frame and :attr:`left` those that ended.
         """
@@ -145,7 +146,9 @@ class ByteTracker:
                 continue
             kept.append(track)
         self.tracks = kept
-        return [t for t in self.tracks if t.missed == 0 and t.confirmed]
+        # snapshots: the tracks go on changing with later frames, what was returned must not
+        self.entered = [replace(t) for t in self.entered]
+        return [replace(t) for t in self.tracks if t.missed == 0 and t.confirmed]
 
     def finish(self) -> list[Track]:
         """End every remaining confirmed track (the source ended); returns them."""
