@@ -204,7 +204,7 @@ def _run_ray(items, spec, workers, progress) -> list[dict[str, int]]:
     ctx.enable_progress_bars = False
     ds = ray.data.from_items([{"shard": s, "paths": list(p)} for s, p in items], override_num_blocks=len(items))
     ds = ds.map_batches(ShardWorker, fn_constructor_kwargs=spec, batch_size=1, batch_format="numpy",
-                        concurrency=min(workers, len(items)), num_cpus=spec["threads"])
+                        compute=ray.data.ActorPoolStrategy(size=min(workers, len(items))), num_cpus=spec["threads"])
     done = []
     for row in ds.iter_rows():
         done.append({k: int(row[k]) for k in ("shard", "rows", "failures")})
