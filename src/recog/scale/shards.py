@@ -96,8 +96,10 @@ def open_job(out: Path, job: BatchJob) -> list[int]:
         old = json.loads(job_file.read_text())
         diff = [k for k, v in asdict(job).items() if k != "bundle" and old.get(k) != v]
         if diff:
+            new = asdict(job)
             raise ConfigError(f"--out {out} holds another job: its {', '.join(diff)} differ(s) from this run's "
-                              f"({', '.join(f'{k}={old.get(k)!r}' for k in diff)}).",
+                              f"(the folder's {', '.join(f'{k}={old.get(k)!r}' for k in diff)}; "
+                              f"this run's {', '.join(f'{k}={new[k]!r}' for k in diff)}).",
                               hint="rerun with the same inputs and options to resume, or write to a new --out folder")
     else:
         stray = [p.name for p in out.iterdir() if not p.name.startswith(".")]
