@@ -71,9 +71,11 @@ def test_detect_and_track_events_enter_and_leave(untrained_detector, clip, tmp_p
     assert len(decoded(tmp_path / "out.mkv")) == 12
 
 
-def test_track_needs_a_detector(tiny_bundle, clip, capsys):
+def test_track_needs_a_detector_and_outputs_a_known_format(tiny_bundle, clip, tmp_path, capsys):
     code, _, stderr = run_cli(["video", tiny_bundle, clip, "--track"], capsys)
     assert code == 2 and "needs a 'detect' model" in stderr and len(stderr.strip().splitlines()) == 1
+    code, _, stderr = run_cli(["video", tiny_bundle, clip, "--out", tmp_path / "out.webm"], capsys)
+    assert code == 2 and "cannot write a .webm video" in stderr and len(stderr.strip().splitlines()) == 1
 
 
 def test_truncated_file_processes_readable_frames_missing_or_junk_fails(tiny_bundle, tmp_path, capsys):

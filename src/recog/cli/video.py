@@ -86,10 +86,14 @@ def _run(bundle: Path, source: str, opts, *, out: Path | None, events: Path | No
         require_task(model.manifest, "detect", command="recog video --track")
     src = open_source(source, realtime=realtime or serve is not None, retries=retries)
     sinks: list = []
-    if out is not None:
-        sinks.append(AnnotatedVideo(out, fps=(src.fps or 30.0) / (1 if src.live else opts.every)))
-    if events is not None:
-        sinks.append(EventLog(events, source=src.name, task=model.manifest.task, labels=model.labels))
+    try:
+        if out is not None:
+            sinks.append(AnnotatedVideo(out, fps=(src.fps or 30.0) / (1 if src.live else opts.every)))
+        if events is not None:
+            sinks.append(EventLog(events, source=src.name, task=model.manifest.task, labels=model.labels))
+    except BaseException:  # an output that cannot be written: release the source first
+        src.close()
+        raise
     if serve is not None:
         return _run_live(model, src, opts, sinks, bundle=bundle, **serve), src
     return _run_with_progress(model, src, opts, sinks), src
