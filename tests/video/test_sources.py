@@ -140,3 +140,12 @@ def test_stream_that_drops_reconnects_with_backoff_and_says_so(caplog):
 def test_display_name_masks_passwords_only():
     assert display_name("rtsp://cam.local/live") == "rtsp://cam.local/live"
     assert display_name("rtsp://admin:pw@cam.local:554/live") == "rtsp://admin:***@cam.local:554/live"
+
+
+def test_a_stream_that_never_opens_is_a_one_line_error():
+    from tests.serve.conftest import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/nothing-listens-here.mjpg"
+    with pytest.raises(VideoError, match="cannot open stream") as err:
+        open_source(url)
+    assert "\n" not in str(err.value)
