@@ -1,7 +1,9 @@
 """A real local Ray (2 CPUs, no dashboard), one session for the module: `recog serve --ray` replicas, Ray Data batches.
 
-Ray's own start (``ray.init`` + Serve's controller and proxy) takes 10-25 s on the
-2-core CI machine; every test here shares that one start.
+Measured on the 2-core development machine at load average 8-12: ``ray.init`` 12-17 s, then
+``recog serve --ray`` in its own process with Serve's controller, proxy and two replicas 20-30 s
+more; the whole module 90 s (most of it those starts and three processes importing torch).
+Every test here shares the one Ray.
 """
 
 from __future__ import annotations
