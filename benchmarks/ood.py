@@ -62,7 +62,8 @@ class FeatureReference:
         y = np.array([index[p.parent.name] for p in train])
         half = len(train) // 2
         self.bank = emb
-        self.detector = fit_detector(emb[:half], y[:half], len(model.labels))
+        det = fit_detector(emb[:half], y[:half], len(model.labels))   # lists (as stored in recog.json) ...
+        self.detector = {k: np.asarray(v) if isinstance(v, list) else v for k, v in det.items()}  # ... read once
         held = mahalanobis(emb[half:], self.detector)
         med = float(np.median(held))
         self.spread = (med, 1.4826 * float(np.median(np.abs(held - med))) or 1.0)

@@ -11,7 +11,11 @@ in its own thread.
 
 ``--before REV`` adds a mode "on (REV)": the same server with ``src/recog/monitor/`` as it was at git
 revision REV (the rest of ``src/`` as it is now), so a change to the log is measured before and after
-in one run, interleaved with the others.
+in one run, interleaved with the others. It also measures the log's own CPU, which a loaded machine
+does not blur the way it blurs throughput: a child process queues predictions at ``--rate`` a second
+for ``--cpu-seconds`` (the service's pace at concurrency 8; long enough for the drift checks, which
+run every 500 predictions) and reports the process CPU seconds spent per 1,000 predictions (writer
+thread, drift checks and queueing together), now and at REV, interleaved.
 
 Usage::
 
@@ -58,6 +62,40 @@ def request_path_us(bundle: Path, data: bytes, n: int = 2000) -> float:
     return 1e6 * t / n
 
 
+def writer_cpu_child(bundle: Path, rate: float, seconds: float) -> None:
+    """(child process) Queue predictions at ``rate``/s for ``seconds``; print CPU ms per 1,000 predictions."""
+    import recog
+    from recog.monitor.log import PredictionLog, logged
+    from recog.serve.inputs import Upload
+
+    import scipy.stats  # noqa: F401  (imported before timing: a server has it loaded after its first check)
+
+    model = recog.load(bundle)
+    data = test_image()
+    raw, _, _ = model.outputs_many([data])
+    results = model.postprocess(raw)
+    uploads = [Upload(data, "photo.jpg")]
+    with tempfile.TemporaryDirectory() as tmp:
+        log = PredictionLog(Path(tmp) / "ops.db")
+        n, start, cpu = 0, time.monotonic(), time.process_time()
+        while time.monotonic() - start < seconds:
+            logged(log, "bench", model.manifest, uploads, results, raw, time.perf_counter())
+            n += 1
+            time.sleep(max(0.0, start + n / rate - time.monotonic()))   # pacing: the service's request rate
+        log.flush(120)
+        used = time.process_time() - cpu
+        log.close()
+    print(f"{1000 * used / n * 1000:.1f} {n}")
+
+
+def writer_cpu(bundle: Path, rate: float, seconds: float, pythonpath: Path | None) -> tuple[float, int]:
+    """CPU ms per 1,000 logged predictions in a child process (``pythonpath``: the "before" sources)."""
+    env = {**os.environ, **({"PYTHONPATH": str(pythonpath)} if pythonpath else {})}
+    out = subprocess.run([sys.executable, __file__, "--bundle", str(bundle), "--cpu-child", str(rate), str(seconds)],
+                         env=env, capture_output=True, text=True, check=True).stdout.split()
+    return float(out[-2]), int(out[-1])
+
+
 def monitor_at(rev: str, out: Path) -> Path:
     """A copy of ``src/`` whose ``recog/monitor/`` is git revision ``rev``'s; returns the folder for PYTHONPATH."""
     root = Path(__file__).resolve().parents[1]
@@ -93,10 +131,32 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--before", default=None, help="git revision: also run the log with src/recog/monitor/ as it was there")
+    ap.add_argument("--rate", type=float, default=150.0, help="predictions a second in the CPU measurement")
+    ap.add_argument("--cpu-seconds", type=float, default=20.0, help="length of one CPU measurement")
+    ap.add_argument("--cpu-only", action="store_true", help="only the log's CPU (with --before)")
+    ap.add_argument("--cpu-child", nargs=2, type=float, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.cpu_child:
+        writer_cpu_child(args.bundle, *args.cpu_child)
+        return
     if not (args.bundle / "recog.json").is_file():
         raise SystemExit(f"{args.bundle}: no model; run `python benchmarks/ood.py --pairs digits` first")
     data = test_image()
+    if args.before:
+        with tempfile.TemporaryDirectory() as tmp:
+            before = monitor_at(args.before, Path(tmp) / "before")
+            cpu: dict[str, list[float]] = {args.before: [], "now": []}
+            for r in range(args.rounds):
+                for name, path in ((args.before, before), ("now", None)):
+                    ms, n = writer_cpu(args.bundle, args.rate, args.cpu_seconds, path)
+                    cpu[name].append(ms)
+                    print(f"round {r + 1} log CPU ({name}): {ms:.0f} ms per 1,000 predictions ({n} at {args.rate:g}/s)",
+                          flush=True)
+        b, a = statistics.median(cpu[args.before]), statistics.median(cpu["now"])
+        print(f"log CPU per 1,000 predictions: {b:.0f} ms at {args.before} -> {a:.0f} ms now ({a / b:.2f}x); "
+              f"at {args.rate:g} predictions/s that is {b * args.rate / 1e4:.1f}% -> {a * args.rate / 1e4:.1f}% of one core")
+        if args.cpu_only:
+            return
     print(f"request-path cost of logging one prediction: {request_path_us(args.bundle, data):.1f} us")
     request = raw_request(data)
     on = ["--log-predictions", "{db}"]
