@@ -86,7 +86,7 @@ async function refresh() {
     li.textContent = lab;
     return li;
   }));
-  const drift = d.drift ? `${d.drift.status} (p ${d.drift.p_value === null || d.drift.p_value === undefined ? "n/a" : d.drift.p_value.toPrecision(2)}, last ${d.drift.images} predictions)` : "not computed yet (every 500 predictions)";
+  const drift = d.drift ? `${d.drift.status} (p ${d.drift.p_value === null || d.drift.p_value === undefined ? "n/a" : d.drift.p_value.toPrecision(2)}, last ${d.drift.images} predictions)` : "not computed yet (after 500 predictions, then at most every 30 s)";
   const fb = d.feedback.count ? `${(100 * d.feedback.accuracy).toFixed(1)}% right of ${d.feedback.count} with feedback` : "no feedback yet";
   const ood = d.ood_rate === null || d.ood_rate === undefined ? "n/a (no OOD verdicts)" : `${(100 * d.ood_rate).toFixed(1)}%`;
   $("status").textContent = `${d.total} predictions in the span · OOD rate: ${ood} · drift: ${drift} · feedback: ${fb} · log: ${d.log.status}${d.log.reason ? " (" + d.log.reason + ")" : ""}`;
