@@ -112,9 +112,9 @@ async def test_http_explain(tiny_bundle, photos, tmp_path):
         import dataclasses
 
         ex = budget.explainers[app.state.recog.pool.get("tiny")].result()
-        ex.options = dataclasses.replace(route_opts, occlusion_window=0.01, occlusion_batch=1)  # ~900 passes
+        ex.options = dataclasses.replace(route_opts, occlusion_window=0.01, occlusion_batch=1)  # ~960 passes
         r = await client.post("/v1/models/tiny:explain?method=occlusion", content=jpeg,
-                              headers={"x-request-timeout": "1.5"})
+                              headers={"x-request-timeout": "0.3"})
         assert r.status_code == 504
         import asyncio
 
