@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -102,6 +103,10 @@ def test_outputs_name_the_box(two_objects, tmp_path):
 
 
 def test_cli_box_target_and_bad_input(explain_cli, two_objects, tiny_bundle, tmp_path):
+    from pathlib import Path
+
+    from PIL import Image
+
     bundle, test = two_objects
     photo = tmp_path / "two.png"
     test.images[2].save(photo)
@@ -121,7 +126,8 @@ def test_cli_box_target_and_bad_input(explain_cli, two_objects, tiny_bundle, tmp
     r = CliRunner().invoke(explain_cli, ["explain", str(bundle), str(photo), "--box", "9"])
     assert isinstance(r.exception, ConfigError)
     message = str(r.exception)
-    assert "box 9 does not exist" in message and "found 2 boxes" in message and "\n" not in message
+    assert re.search(r"box 9 does not exist: the detector found \d+ boxes scoring at least 0.3", message)
+    assert "\n" not in message
 
     r = CliRunner().invoke(explain_cli, ["explain", str(bundle), str(photo), "--target", "circle"])
     assert isinstance(r.exception, ConfigError) and "(square)" in str(r.exception)
@@ -131,6 +137,17 @@ def test_cli_box_target_and_bad_input(explain_cli, two_objects, tiny_bundle, tmp
 
     r = CliRunner().invoke(explain_cli, ["explain", str(tiny_bundle), str(photo), "--box", "0"])
     assert isinstance(r.exception, ConfigError) and "'classify' model" in str(r.exception)
+
+    # a folder: the top box of each image; an image without a box above --min-score is listed, not fatal
+    folder = tmp_path / "in"
+    folder.mkdir()
+    test.images[4].save(folder / "two.png")
+    Image.new("RGB", (96, 96), (128, 128, 128)).save(folder / "empty.png")
+    r = CliRunner().invoke(explain_cli, ["explain", str(bundle), str(folder), "--out", str(tmp_path / "out")])
+    rows = {Path(row["source"]).name: row for row in map(json.loads, (tmp_path / "out" / "explanations.jsonl")
+                                                         .read_text().splitlines())}
+    assert rows["two.png"]["box_index"] == 0 and (tmp_path / "out" / "two.explain.png").exists()
+    assert "nothing to explain" in rows["empty.png"]["error"] and r.exit_code == 1
 
 
 @pytest.fixture
