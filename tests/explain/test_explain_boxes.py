@@ -179,3 +179,26 @@ async def test_http_explain_box(two_objects, tmp_path):
             r = await client.post("/v1/models/squares:explain?box=7", content=buf.getvalue(),
                                   headers={"content-type": "image/png"})
             assert r.status_code == 400 and "box 7 does not exist" in r.json()["detail"]
+
+
+def test_transformers_detector_boxes_get_ig_and_refuse_gradcam(tmp_path):
+    import torch
+    from transformers import YolosConfig, YolosForObjectDetection
+
+    from recog.explain import Explainer
+    from recog.models import save_bundle
+    from recog.tasks import get_task
+
+    torch.manual_seed(0)
+    config = YolosConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                         image_size=[64, 64], patch_size=16, num_detection_tokens=8, num_labels=2)
+    YolosForObjectDetection(config).save_pretrained(tmp_path / "yolos-tiny")
+    created = get_task("detect").build(str(tmp_path / "yolos-tiny"), ["disc", "square"])
+    bundle = save_bundle(tmp_path / "yolos", created.model, labels=["disc", "square"],
+                         preprocessing=created.preprocessing, task="detect", source_model="yolos-tiny")
+    ex = Explainer(bundle)
+    image = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    e = ex.explain(image, method="ig", box=1, min_score=0.0)
+    assert e.box_index == 1 and e.map.shape == (64, 64) and np.abs(e.map).sum() > 0
+    with pytest.raises(ConfigError, match="--method ig"):
+        ex.explain(image, method="gradcam", min_score=0.0)
