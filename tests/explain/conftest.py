@@ -176,9 +176,16 @@ def train_two_object_detector(seed: int = 0, n: int = 96, steps: int = 100):
 @pytest.fixture(scope="session")
 def two_objects(tmp_path_factory):
     """(detect bundle path, held-out two-square images) for the pointing game of boxes."""
+    import torch
+
     from recog.models import save_bundle
 
-    model, prep = train_two_object_detector()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the tiny detector's training is deterministic on one thread only (reduction order)
+    try:
+        model, prep = train_two_object_detector()
+    finally:
+        torch.set_num_threads(threads)
     out = tmp_path_factory.mktemp("explain") / "squares"
     bundle = save_bundle(out, model, labels=["square"], preprocessing=prep, task="detect",
                          source_model="efficientnet-lite0")
