@@ -18,7 +18,8 @@ def register(app: typer.Typer) -> None:
         backend: str = typer.Option("auto", help="auto | torch | onnx | onnx-int8"),
         batch_size: int = typer.Option(64, "--batch-size", "-b", min=1),
         explain: int = typer.Option(0, "--explain", min=0, help="Add heatmaps of the N most confident mistakes "
-                                    "(and a few correct predictions per class) to report.html."),
+                                    "(detect: false positives, each box outlined) and a few correct predictions "
+                                    "per class to report.html."),
         baseline: Optional[Path] = typer.Option(None, "--baseline", help="Another classifier bundle (e.g. from "
                                                 "--model hog-svm) to compare on the same split: a Baseline section "
                                                 "in report.html and baseline.json."),

@@ -11,6 +11,10 @@
   (row background).
 * **Worst images**: the images with the most errors at that operating point
   (misses + false alarms + confusions), true boxes green, predictions red.
+* **Explanations** (``explain`` > 0, :func:`recog.explain.panel.box_cards`): heatmaps of the
+  most confident false positives at that operating point (a box matching no true box, or
+  one of another class) and of the most confident right boxes of each class, each box
+  outlined on its heatmap.
 """
 
 from __future__ import annotations
@@ -30,6 +34,40 @@ WORST = 8
 MATCH_IOU = 0.5
 
 
+def match_image(truth: ImageBoxes, dets: ImageBoxes, *, min_score: float = DEFAULT_MIN_SCORE,
+                iou: float = MATCH_IOU) -> tuple[np.ndarray, np.ndarray]:
+    """One image's matching: each true box to the unmatched detection of highest IoU >= ``iou`` (any class).
+
+    Returns:
+        ``(matched, missed)``: per detection (index into ``dets``) the class of the true box it matched,
+        -1 for a false alarm, -2 below ``min_score`` (not judged); the indices of the true boxes left over.
+
+    Example:
+        >>> t = ImageBoxes(np.array([[0, 0, 10, 10.], [30, 30, 40, 40.]]), np.array([0, 1]))
+        >>> d = ImageBoxes(np.array([[0, 0, 10, 10.], [50, 50, 60, 60.]]), np.array([1, 0]), np.array([.9, .8]))
+        >>> matched, missed = match_image(t, d)
+        >>> matched.tolist(), missed.tolist()
+        ([0, -1], [1])
+    """
+    keep = np.flatnonzero(np.asarray(dets.scores) >= min_score)
+    pb = np.asarray(dets.boxes).reshape(-1, 4)[keep]
+    tb, tc = np.asarray(truth.boxes).reshape(-1, 4), np.asarray(truth.classes)
+    matched = np.full(len(np.asarray(dets.classes)), -2, np.int64)
+    matched[keep] = -1
+    used = np.zeros(len(pb), bool)
+    missed = []
+    ious = iou_matrix(tb, pb) if len(tb) and len(pb) else np.zeros((len(tb), len(pb)))
+    for g in np.argsort(-ious.max(1) if ious.size else np.zeros(len(tb)), kind="stable"):
+        cand = np.where(~used & (ious[g] >= iou))[0] if ious.size else np.zeros(0, np.int64)
+        if len(cand):
+            j = cand[np.argmax(ious[g, cand])]
+            used[j] = True
+            matched[keep[j]] = tc[g]
+        else:
+            missed.append(int(g))
+    return matched, np.array(missed, np.int64)
+
+
 def match_confusion(truth: Sequence[ImageBoxes], dets: Sequence[ImageBoxes], num_classes: int, *,
                     min_score: float = DEFAULT_MIN_SCORE, iou: float = MATCH_IOU) -> tuple[np.ndarray, np.ndarray]:
     """``(C + 1, C + 1)`` counts (rows true, columns predicted; index ``C`` = background) and errors per image.
@@ -45,31 +83,37 @@ def match_confusion(truth: Sequence[ImageBoxes], dets: Sequence[ImageBoxes], num
     cm = np.zeros((num_classes + 1, num_classes + 1), np.int64)
     errors = np.zeros(len(truth), np.int64)
     for i, (t, d) in enumerate(zip(truth, dets)):
-        keep = np.asarray(d.scores) >= min_score
-        pb, pc = np.asarray(d.boxes).reshape(-1, 4)[keep], np.asarray(d.classes)[keep]
-        tb, tc = np.asarray(t.boxes).reshape(-1, 4), np.asarray(t.classes)
-        used = np.zeros(len(pb), bool)
-        ious = iou_matrix(tb, pb) if len(tb) and len(pb) else np.zeros((len(tb), len(pb)))
-        for g in np.argsort(-ious.max(1) if ious.size else np.zeros(len(tb)), kind="stable"):
-            cand = np.where(~used & (ious[g] >= iou))[0] if ious.size else np.zeros(0, np.int64)
-            if len(cand):
-                j = cand[np.argmax(ious[g, cand])]
-                used[j] = True
-                cm[tc[g], pc[j]] += 1
-                errors[i] += int(tc[g] != pc[j])
-            else:
-                cm[tc[g], bg] += 1
-                errors[i] += 1
-        for j in np.where(~used)[0]:
-            cm[bg, pc[j]] += 1
-            errors[i] += 1
+        matched, missed = match_image(t, d, min_score=min_score, iou=iou)
+        pc, tc = np.asarray(d.classes), np.asarray(t.classes)
+        for j in np.flatnonzero(matched >= -1):
+            cm[bg if matched[j] < 0 else matched[j], pc[j]] += 1
+            errors[i] += int(matched[j] != pc[j])
+        for g in missed:
+            cm[tc[g], bg] += 1
+        errors[i] += len(missed)
     return cm, errors
 
 
+def judged_boxes(truth: Sequence[ImageBoxes], dets: Sequence[ImageBoxes], *, min_score: float = DEFAULT_MIN_SCORE,
+                 iou: float = MATCH_IOU) -> list[tuple[int, int, int, int, float]]:
+    """``(image, box, predicted class, matched true class or -1, score)`` per detection scoring at least
+    ``min_score``; ``box`` counts only those, in the detections' order (the index ``recog predict`` and
+    ``recog explain --box`` use at that ``min_score``)."""
+    out = []
+    for i, (t, d) in enumerate(zip(truth, dets)):
+        matched, _ = match_image(t, d, min_score=min_score, iou=iou)
+        judged = np.flatnonzero(matched >= -1)
+        out += [(i, k, int(np.asarray(d.classes)[j]), int(matched[j]), float(np.asarray(d.scores)[j]))
+                for k, j in enumerate(judged)]
+    return out
+
+
 def evaluate_detector(predictor: Any, data: Any, out: Path, *, split: str | None = None, batch_size: int = 16,
-                      progress_factory: Callable[[str, int], Any] | None = None) -> EvaluationResult:
+                      progress_factory: Callable[[str, int], Any] | None = None, explain: int = 0
+                      ) -> EvaluationResult:
     """Metrics, ``metrics.json`` and ``report.html`` for a detect ``predictor`` on box data ``data``
-    (``split``: default test, else val, else every image)."""
+    (``split``: default test, else val, else every image; ``explain``: heatmaps of that many of the
+    most confident false positives, and of a few right boxes per class, in the report)."""
     from recog.detect.formats import load_boxes
     from recog.tasks.base import evaluation_outputs
     from recog.tasks.classify import choose_split
@@ -105,12 +149,18 @@ def evaluate_detector(predictor: Any, data: Any, out: Path, *, split: str | None
     worst = [int(i) for i in np.argsort(-errors, kind="stable")[:WORST] if errors[i] > 0]
     info = {**predictor.info.to_dict(), "backend": predictor.backend.name, "bundle": str(predictor.path),
             "data": str(data), "split": split_name}
+    cards = None
+    if explain > 0:
+        from recog.explain.panel import box_cards
+
+        cards = box_cards(predictor, [s.path for s in kept_samples], judged_boxes(truth, dets), explain,
+                          min_score=DEFAULT_MIN_SCORE)
     from recog.detect.report import write_detection_report
 
     report = write_detection_report(out, m, curves, cm, labels,
                                     [(kept_samples[i], results[i], int(errors[i])) for i in worst],
                                     title=f"recog detection evaluation: {Path(predictor.path).name} on {data} "
-                                          f"({split_name})", model_info=info)
+                                          f"({split_name})", model_info=info, explanations=cards)
     per = ", ".join(f"{lab} {v['ap50']:.3f}" for lab, v in m["per_class"].items() if v["ap50"] is not None)
     summary = [f"{m['images']} images, {m['instances']} boxes ({split_name}): mAP@0.5 {m['map50']:.4f}, "
                f"mAP@0.5:0.95 {m['map']:.4f}; AP@0.5 per class: {per}"]

@@ -73,8 +73,12 @@ def confusion_png(cm: np.ndarray, names: Sequence[str], min_score: float) -> byt
 
 def write_detection_report(out: Path, m: dict[str, Any], curves: dict[str, Any], cm: np.ndarray,
                            labels: Sequence[str], worst: Sequence[tuple[Any, Any, int]], *, title: str,
-                           model_info: dict[str, Any]) -> Path:
-    """Write ``out/report.html`` (and the two plots as PNGs beside it); returns the report's path."""
+                           model_info: dict[str, Any], explanations: Sequence[dict[str, Any]] | None = None) -> Path:
+    """Write ``out/report.html`` (and the two plots as PNGs beside it); returns the report's path.
+
+    ``explanations``: box heatmap cards (:func:`recog.explain.panel.box_cards`) for an "Explanations"
+    section, or None for none.
+    """
     from recog.detect.draw import draw_comparison
     from recog.io import load_image
 
@@ -118,8 +122,18 @@ def write_detection_report(out: Path, m: dict[str, Any], curves: dict[str, Any],
         "<h2>Worst images</h2><p class=muted>most errors at the score floor: true boxes "
         '<span class="true">green</span>, predictions <span class="pred">red</span></p>',
         f'<div class="grid wide">{"".join(cards) or "<p>no errors</p>"}</div>',
-        "<h2>Model</h2>", info,
     ]
+    if explanations is not None:
+        from recog.metrics.report import explanations_section
+
+        method = escape(explanations[0]["method"]) if explanations else ""
+        body.append(explanations_section(explanations, intro=(
+            f"<p>Why the detector reported a box ({method} of the box's class score, the box outlined in cyan; "
+            "bright = evidence for the box): the most confident false positives at the score floor first (a box "
+            "that matched no true box, <em>true: background</em>, or one of another class), then the most "
+            "confident right boxes of each class. <em>#k</em> is the box's index as <code>recog predict</code> "
+            "lists the image's boxes.</p>")))
+    body += ["<h2>Model</h2>", info]
     path = out / "report.html"
     path.write_text(page(title, body))
     return path

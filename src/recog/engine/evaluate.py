@@ -17,7 +17,8 @@ def evaluate(bundle: str | Path, data: str | Path, *, split: str | None = None, 
         split: ``train``/``val``/``test``; default test, else val, else every image.
         out: report folder; default ``BUNDLE/report``.
         progress_factory: ``(description, total) -> context manager yielding advance(n)``.
-        explain: heatmaps of this many confident mistakes in the report (classify; 0: none).
+        explain: heatmaps of this many confident mistakes in the report (classify: wrong labels; detect:
+            false positives, one box each; 0: none).
     """
     import recog
 

@@ -112,7 +112,7 @@ def write_report(out_dir: str | os.PathLike, y_true: np.ndarray, probs: np.ndarr
 
     page = _render(title, metrics, images, _mistakes(y, p, labels, sources, top_mistakes), model_info)
     if explanations is not None:
-        page = page.replace("</body></html>", _explanations(explanations) + "\n</body></html>", 1)
+        page = page.replace("</body></html>", explanations_section(explanations) + "\n</body></html>", 1)
     report = out / "report.html"
     tmp = out / ".report.html.tmp"
     tmp.write_text(page, encoding="utf-8")
@@ -244,21 +244,27 @@ def _mistake_grid(mistakes: Sequence[dict[str, Any]]) -> str:
     return intro + note + f'<div class="grid">{"".join(cards)}</div>'
 
 
-def _explanations(cards: Sequence[dict[str, Any]]) -> str:
-    """The "Explanations" section: a heatmap per card (explaining the predicted label)."""
+def explanations_section(cards: Sequence[dict[str, Any]], intro: str | None = None) -> str:
+    """The "Explanations" section of a report: a heatmap card per explained image (or box).
+
+    ``cards``: dicts with ``kind`` (``correct`` is shown in green, anything else in red), ``true``,
+    ``pred``, ``confidence``, ``source``, ``method``, ``thumb`` (a data URI) or ``error``
+    (:mod:`recog.explain.panel`). ``intro``: HTML paragraph above the grid (default: a classifier's).
+    """
     if not cards:
         return "<h2>Explanations</h2><p>No images to explain.</p>"
     out = []
     for c in cards:
         pic = (f'<img src="{escape(c["thumb"])}" alt="{escape(c["source"])}">' if c.get("thumb") else
                f'<div class="missing" title="{escape(c.get("error"))}">image not loaded</div>')
-        cls = "pred" if c["kind"] == "mistake" else "true"
+        cls = "true" if c["kind"] == "correct" else "pred"
         out.append(f'<div class="card">{pic}<div class="{cls}">{escape(c["kind"])}</div>'
                    f'<div>true: <span class="true">{escape(c["true"])}</span></div>'
                    f'<div>predicted: <span class="pred">{escape(c["pred"])}</span> ({float(c["confidence"]):.3f})</div>'
                    f'<div class="muted" title="{escape(c["source"])}">{escape(Path(str(c["source"])).name)}</div></div>')
-    method = escape(cards[0].get("method", ""))
-    intro = (f"<p>Why the model said what it said ({method}; bright = evidence for the <em>predicted</em> "
-             "label): the most confident mistakes first, then the most confident correct predictions of "
-             "each class.</p>")
+    if intro is None:
+        method = escape(cards[0].get("method", ""))
+        intro = (f"<p>Why the model said what it said ({method}; bright = evidence for the <em>predicted</em> "
+                 "label): the most confident mistakes first, then the most confident correct predictions of "
+                 "each class.</p>")
     return f'<h2>Explanations</h2>{intro}<div class="grid">{"".join(out)}</div>'

@@ -161,12 +161,13 @@ class Detect(Task):
                                keep_outputs=keep_outputs)
 
     def evaluate(self, predictor: Any, data: Any, *, split: str | None, out: Path, batch_size: int,
-                 progress_factory: Callable[[str, int], Any] | None, **_: Any) -> EvaluationResult:
-        """mAP@0.5, mAP@0.5:0.95, per-class AP, PR curves, confusion matrix, worst images: ``report.html``."""
+                 progress_factory: Callable[[str, int], Any] | None, explain: int = 0, **_: Any) -> EvaluationResult:
+        """mAP@0.5, mAP@0.5:0.95, per-class AP, PR curves, confusion matrix, worst images: ``report.html``;
+        ``explain`` > 0 adds heatmaps of that many confident false positives (and right boxes per class)."""
         from recog.detect.evaluate import evaluate_detector
 
         return evaluate_detector(predictor, data, Path(out), split=split, batch_size=batch_size,
-                                 progress_factory=progress_factory)
+                                 progress_factory=progress_factory, explain=explain)
 
     # ------------------------------------------------------------------ inference
     def postprocess(self, raw: np.ndarray, manifest: "BundleManifest", *, sources: Sequence[str | None],
