@@ -149,3 +149,38 @@ def test_faces_per_frame_tracked_by_a_real_detector(tmp_path, capsys):
     counts = [e for e in ev if e["event"] == "counts"]
     assert [c["counts"] for c in counts] == [{"face": 1}, {"face": 1}] and all(c["tracks"] == {"face": 1} for c in counts)
     assert len(decoded(out)) == 16
+
+
+def test_faces_in_a_video_are_identified_against_a_collection(tmp_path, capsys):
+    """Grace Hopper enrolled from her portrait: her face sliding through a clip is one track labelled with her
+    name; against a collection without her (the astronaut Eileen Collins) the same face is `unknown`."""
+    import matplotlib.cbook
+    from PIL import Image
+    from skimage import data
+
+    from recog.faces.recognizer import FaceRecognizer
+
+    db = tmp_path / "faces.db"
+    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as fh:
+        Image.open(fh).convert("RGB").save(tmp_path / "hopper.jpg")
+    Image.fromarray(data.astronaut()[:300, 100:360]).save(tmp_path / "collins.jpg")  # her face, not the patch
+    with FaceRecognizer(db) as faces:
+        faces.enroll(tmp_path / "hopper.jpg", person="Grace Hopper", collection="staff")
+        faces.enroll(tmp_path / "collins.jpg", person="Eileen Collins", collection="staff")
+        faces.enroll(tmp_path / "collins.jpg", person="Eileen Collins", collection="visitors")
+    clip = tmp_path / "door.mp4"
+    render_face_clip(clip, frames=12)
+    for collection, who in (("staff", "Grace Hopper"), ("visitors", "unknown")):
+        events = tmp_path / f"{collection}.jsonl"
+        code, stdout, stderr = run_cli(["video", "faces", clip, "--track", "--collection", collection,
+                                        "--db", db, "--events", events], capsys)
+        assert code == 0, stderr
+        assert json.loads(stdout)["tracks"] == 1
+        ev = read_events(events)
+        assert ev[0]["labels"][0] == "unknown" and set(ev[0]["labels"]) == {"unknown", *{"staff": {"Grace Hopper", "Eileen Collins"}, "visitors": {"Eileen Collins"}}[collection]}
+        assert [e["label"] for e in ev if e["event"] in ("enter", "leave")] == [who, who]
+        assert all(c["tracks"] == {who: 1} for c in ev if c["event"] == "counts")
+    code, _, stderr = run_cli(["video", "faces", clip, "--collection", "nobody", "--db", db], capsys)
+    assert code != 0 and "nobody" in stderr and "staff" in stderr   # the collections that exist are named
+    code, _, stderr = run_cli(["video", str(tmp_path), clip, "--collection", "staff", "--db", db], capsys)
+    assert code != 0 and "recog video faces" in stderr

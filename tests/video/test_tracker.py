@@ -112,3 +112,17 @@ def test_clear_mot_of_the_tracker_on_the_crossing_is_perfect():
                        np.array([t.box for t in tracks]).reshape(-1, 4)))
     s = clear_mot(frames)
     assert s.id_switches == 0 and s.mota == 1.0
+
+
+def test_a_track_keeps_its_id_when_its_label_flips_and_takes_the_label_seen_most():
+    """Faces: matched whatever their label (by_class=False); one misread frame neither splits the track nor renames it."""
+    tracker = ByteTracker(min_hits=1, by_class=False)
+    box = np.array([[10, 10, 50, 60.]])
+    readings = [("Ada", 1), ("Ada", 1), ("unknown", 0), ("Ada", 1), ("Ada", 1)]
+    seen = [tracker.update(box + i, np.array([0.9]), np.array([cid]), [label]) for i, (label, cid) in enumerate(readings)]
+    assert {t.id for frame in seen for t in frame} == {1}
+    assert [frame[0].label for frame in seen] == ["Ada"] * 5
+    assert seen[-1][0].votes == {("Ada", 1): 4, ("unknown", 0): 1}
+    by_class = ByteTracker(min_hits=1)  # a detector's classes stay apart: a new class is a new object
+    ids = [by_class.update(box, np.array([0.9]), np.array([cid]), [label])[0].id for label, cid in readings[1:3]]
+    assert ids == [1, 2]

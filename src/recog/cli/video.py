@@ -42,6 +42,8 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option("127.0.0.1", "--host", help="With --live: address to bind; others need --api-keys."),
         port: int = typer.Option(8000, "--port", "-p", help="With --live: port."),
         api_keys: Optional[Path] = typer.Option(None, "--api-keys", help="With --live: hashed API key file (recog api-key add)."),
+        collection: Optional[str] = typer.Option(None, "--collection", help="`faces`: identify each face against this collection (recog faces enroll); unmatched faces are `unknown`."),
+        db: Optional[Path] = typer.Option(None, "--db", envvar="RECOG_FACES_DB", help="With --collection: the face store (SQLite). [default: ~/.recog/faces.db]"),
     ) -> None:
         """Run a model over video frames: annotated video, JSONL events, a live stream."""
         from recog.video.run import VideoOptions
@@ -54,7 +56,7 @@ def register(app: typer.Typer) -> None:
         handler = _log_to_stderr()
         try:
             summary, src = _run(bundle, source, opts, out=out, events=events, realtime=realtime, backend=backend,
-                                retries=retries, serve=serve)
+                                retries=retries, serve=serve, faces={"collection": collection, "db": db})
         finally:
             logging.getLogger("recog.video").removeHandler(handler)
         typer.echo(json.dumps(summary.to_dict()))
@@ -65,9 +67,10 @@ def register(app: typer.Typer) -> None:
 
 
 def _run(bundle: Path, source: str, opts, *, out: Path | None, events: Path | None, realtime: bool, backend: str,
-         retries: int, serve: dict | None):
+         retries: int, serve: dict | None, faces: dict):
     """Load the model, check its task against the options, open the source and the sinks, run; (summary, source)."""
     import recog
+    from recog.errors import ConfigError
     from recog.tasks import require_task
     from recog.video.events import EventLog
     from recog.video.faces import FACES_MODEL, FaceFrameModel
@@ -75,7 +78,10 @@ def _run(bundle: Path, source: str, opts, *, out: Path | None, events: Path | No
     from recog.video.sources import open_source
 
     if str(bundle) == FACES_MODEL and not bundle.exists():
-        model = FaceFrameModel()
+        model = FaceFrameModel(**faces)
+    elif faces["collection"] is not None:
+        raise ConfigError("--collection identifies faces; it goes with `recog video faces SOURCE`.",
+                          hint=f"recog video faces {source} --collection {faces['collection']}")
     else:
         model = recog.load(bundle, backend=backend)
     if "min_score" in opts.predict:

@@ -6,7 +6,12 @@ frame's faces become a :class:`~recog.detect.result.Detections` labelled ``face`
 drawn, tracked (``--track``), counted and streamed like any detector's boxes.
 
 ``recog video faces SOURCE`` runs it: the name ``faces`` (when no folder of that name exists) the
-way ``recog.load`` takes the names of ready presets. Scores are the HOG detector's SVM margin
+way ``recog.load`` takes the names of ready presets. With a collection (``--collection NAME``, the
+persistent face store of ``recog faces``) each face is also identified: its box is labelled with
+the enrolled person within the collection's threshold, else ``unknown``; tracks then follow faces
+whoever they are and take the identity their frames gave most often
+(:class:`~recog.video.tracker.ByteTracker` ``by_class=False``), so a face misread in one frame
+neither splits its track nor renames it. Scores are the HOG detector's SVM margin
 mapped to (0, 1) by a logistic, so dlib's own threshold (margin 0) is 0.5 and ``--min-score`` and
 ``--track-score`` read as for any detector.
 """
@@ -21,6 +26,9 @@ import numpy as np
 
 #: The model name ``recog video`` reads as "detect faces" when no folder of that name exists.
 FACES_MODEL = "faces"
+
+#: The label of a face no one in the collection matches.
+UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
@@ -38,28 +46,65 @@ class FaceFrameModel:
         detector: ``"hog"`` (fast, frontal) or ``"cnn"`` (more poses, ~15x slower); see
             :class:`recog.faces.analyzer.DetectOptions`.
         upsample: image doublings before detection (1 finds faces of about 40 px).
+        collection: identify each face against this collection of the face store (labels: the
+            collection's people and ``unknown``); None: label every face ``face``.
+        db: the face store (default ``$RECOG_FACES_DB`` or ``~/.recog/faces.db``).
+        threshold: largest embedding distance of a match (default: the collection's).
+
+    Raises:
+        NotFoundError: ``collection`` is not in the store (the message lists those that are).
 
     Example:
         >>> FaceFrameModel().predict(frame).to_dict()["counts"]          # doctest: +SKIP
         {'face': 2}
+        >>> FaceFrameModel(collection="office").predict(frame).labels     # doctest: +SKIP
+        ['Ada Lovelace', 'unknown']
     """
 
-    labels = ("face",)
-
-    def __init__(self, *, detector: str = "hog", upsample: int = 1) -> None:
+    def __init__(self, *, detector: str = "hog", upsample: int = 1, collection: str | None = None,
+                 db: str | Path | None = None, threshold: float | None = None) -> None:
         from recog.faces.analyzer import FaceAnalyzer
 
         self.analyzer = FaceAnalyzer(detector=detector, upsample=upsample)
-        self.manifest = FrameModelInfo("detect", Path(f"{FACES_MODEL} ({detector} detector)"))
+        self.recognizer, self.collection, self.threshold = None, collection, threshold
+        self.labels: tuple[str, ...] = ("face",)
+        if collection is not None:
+            from recog.faces.recognizer import FaceRecognizer
+
+            self.recognizer = FaceRecognizer(db, analyzer=self.analyzer)
+            people = [p.name for p in self.recognizer.people(collection)]  # raises NotFoundError first
+            self.labels = (UNKNOWN, *people)
+        self.track_by_class = collection is None
+        what = f"{detector} detector" + (f", identified in collection {collection!r}" if collection else "")
+        self.manifest = FrameModelInfo("detect", Path(f"{FACES_MODEL} ({what})"))
 
     def predict(self, image: np.ndarray, *, min_score: float | None = None, **_: Any) -> Any:
-        """Faces of one ``(H, W, 3)`` uint8 RGB frame, largest first, scored in (0, 1)."""
+        """Faces of one ``(H, W, 3)`` uint8 RGB frame, largest first, scored in (0, 1), labelled
+        ``face`` or (with a collection) who they are."""
         from recog.detect.result import Detections
 
-        found = self.analyzer.detect(image)
+        if self.recognizer is None:
+            found, vectors = self.analyzer.detect(image), None
+        else:
+            detections, vectors = self.analyzer.analyze(image)
+            found = detections.faces
         boxes = np.array([f.box for f in found], np.float32).reshape(-1, 4)
         scores = 1.0 / (1.0 + np.exp(-np.array([f.score for f in found], np.float64)))
-        keep = scores >= (min_score or 0.0)
-        n = int(keep.sum())
-        return Detections(boxes[keep], scores[keep], np.zeros(n, np.int64), self.labels * n,
+        keep = np.flatnonzero(scores >= (min_score or 0.0))
+        ids = np.zeros(len(keep), np.int64) if vectors is None else self._identify(vectors[keep])
+        return Detections(boxes[keep], scores[keep], ids, [self.labels[i] for i in ids],
                           image_size=(image.shape[1], image.shape[0]), all_labels=self.labels)
+
+    def _identify(self, vectors: np.ndarray) -> np.ndarray:
+        """Index into :attr:`labels` of each embedding's person (0: unknown)."""
+        if not len(vectors):
+            return np.zeros(0, np.int64)
+        ids = []
+        for vector in vectors:
+            matches, _ = self.recognizer.identify_embedding(vector, collection=self.collection,
+                                                             threshold=self.threshold)
+            person = matches[0].person if matches else UNKNOWN
+            if person not in self.labels:  # enrolled while the video runs
+                self.labels = (*self.labels, person)
+            ids.append(self.labels.index(person))
+        return np.array(ids, np.int64)

@@ -177,7 +177,8 @@ def run_video(model: "Predictor", source: VideoSource, options: VideoOptions = V
         raise InvalidInputError(f"tracking follows detected objects; this is a {model.manifest.task!r} model.",
                                 hint="track with a detect bundle, or drop --track")
     summary = VideoSummary(source=source.name)
-    tracker = ByteTracker(high=options.track_score, low=options.track_score / 5) if options.track else None
+    tracker = (ByteTracker(high=options.track_score, low=options.track_score / 5,
+                           by_class=getattr(model, "track_by_class", True)) if options.track else None)
     reader = LatestFrameReader(source) if source.live else None
     started = time.monotonic()
     last_index: int | None = None

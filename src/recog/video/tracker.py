@@ -4,18 +4,23 @@ Each frame (Zhang et al., "ByteTrack: Multi-Object Tracking by Associating Every
 
 1. every track predicts its box with a constant-velocity model (velocity smoothed over frames);
 2. high-score detections (``score >= high``) are matched to all tracks by IoU with the
-   Hungarian algorithm (:func:`scipy.optimize.linear_sum_assignment`), same class only;
+   Hungarian algorithm (:func:`scipy.optimize.linear_sum_assignment`), same class only (or any
+   class with ``by_class=False``: faces, whose label is who they are and may change between frames);
 3. low-score detections (``low <= score < high``: occluded, blurred objects) are matched to the
    tracks still unmatched that were seen in the previous frame, so an object that fades keeps its id;
 4. unmatched high-score detections start new tracks; a track is *confirmed* (gets an ``enter``
    event) after ``min_hits`` matched frames and is *ended* (a ``leave`` event) after ``max_missed``
    frames without a match (kept meanwhile so an object that reappears gets its id back).
 
+A track's label is the one its matched detections gave most often (a detector's class never
+changes along a track; a face's identity is voted over the frames it was seen in).
+
 Boxes are ``[x1, y1, x2, y2]`` pixels.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -42,6 +47,7 @@ class Track:
         box: last matched box; ``predicted()`` extrapolates it by ``velocity`` per frame.
         hits: frames it was matched in; ``missed``: frames since its last match.
         first_frame, last_frame: source frame indexes of its first and last match.
+        votes: how often each label was matched; ``label`` is the most frequent (the first on a tie).
     """
 
     id: int
@@ -57,6 +63,12 @@ class Track:
     missed: int = 0
     confirmed: bool = False
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))
+    votes: Counter = field(default_factory=Counter)
+
+    def vote(self, label: str, class_id: int) -> None:
+        """Count one matched detection's label; the track takes the most frequent one."""
+        self.votes[(label, class_id)] += 1
+        self.label, self.class_id = self.votes.most_common(1)[0][0]
 
     def predicted(self) -> np.ndarray:
         return self.box + self.velocity * (self.missed + 1)
@@ -64,6 +76,10 @@ class Track:
     def to_dict(self) -> dict:
         return {"track_id": self.id, "label": self.label, "score": round(float(self.score), 4),
                 "box": [round(float(v), 1) for v in self.box]}
+
+
+def _snapshot(track: Track) -> Track:
+    return replace(track, votes=Counter(track.votes))
 
 
 class ByteTracker:
@@ -76,6 +92,7 @@ class ByteTracker:
         min_hits: matched frames before a track is confirmed (reported).
         max_missed: processed frames a track may go unmatched before it ends.
         smoothing: weight of the newest displacement in the velocity estimate.
+        by_class: match detections only to tracks of their class (False: any; the label is voted).
 
     Example:
         >>> t = ByteTracker(min_hits=1)
@@ -84,12 +101,13 @@ class ByteTracker:
     """
 
     def __init__(self, *, high: float = 0.5, low: float = 0.1, match_iou: float = 0.2, low_match_iou: float = 0.4,
-                 min_hits: int = 2, max_missed: int = 30, smoothing: float = 0.5) -> None:
+                 min_hits: int = 2, max_missed: int = 30, smoothing: float = 0.5, by_class: bool = True) -> None:
         if not 0 <= low <= high <= 1:
             raise ValueError(f"need 0 <= low <= high <= 1, got low={low}, high={high}")
         self.high, self.low = high, low
         self.match_iou, self.low_match_iou = match_iou, low_match_iou
         self.min_hits, self.max_missed, self.smoothing = min_hits, max_missed, smoothing
+        self.by_class = by_class
         self.tracks: list[Track] = []
         self.entered: list[Track] = []
         self.left: list[Track] = []
@@ -126,12 +144,14 @@ class ByteTracker:
 
         for t, d in matched.items():
             self._hit(self.tracks[t], boxes[d], float(scores[d]), frame, time)
+            self.tracks[t].vote(labels[d], int(class_ids[d]))
         used = set(matched.values())
         born = len(self.tracks)
         for d in high:
             if int(d) not in used:
                 self.tracks.append(Track(self._next_id, boxes[d].copy(), labels[d], int(class_ids[d]),
                                          float(scores[d]), frame, frame, time, time))
+                self.tracks[-1].vote(labels[d], int(class_ids[d]))
                 self._next_id += 1
                 self._confirm(self.tracks[-1])
         kept = []
@@ -147,8 +167,8 @@ class ByteTracker:
             kept.append(track)
         self.tracks = kept
         # snapshots: the tracks go on changing with later frames, what was returned must not
-        self.entered = [replace(t) for t in self.entered]
-        return [replace(t) for t in self.tracks if t.missed == 0 and t.confirmed]
+        self.entered = [_snapshot(t) for t in self.entered]
+        return [_snapshot(t) for t in self.tracks if t.missed == 0 and t.confirmed]
 
     def finish(self) -> list[Track]:
         """End every remaining confirmed track (the source ended); returns them."""
@@ -159,6 +179,8 @@ class ByteTracker:
     def _gated_iou(self, tracks: list[int], boxes: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
         predicted = np.stack([self.tracks[t].predicted() for t in tracks])
         iou = iou_matrix(predicted, boxes)
+        if not self.by_class:
+            return iou
         same = np.array([self.tracks[t].class_id for t in tracks])[:, None] == class_ids[None, :]
         return np.where(same, iou, 0.0)
 
