@@ -28,18 +28,26 @@ def browser():
             b.close()
 
 
+def open_page(browser, base: str, path: str = "/", model: str | None = None):
+    """``(page, outside, errors)``: a new page at ``base + path`` recording requests that leave ``base``
+    (``blob:`` and ``data:`` URLs stay) and console errors; waits for ``model`` in the model list."""
+    page = browser.new_page()
+    outside: list[str] = []
+    page.on("request", lambda req: outside.append(req.url) if not req.url.startswith(
+        (base, "blob:", "data:")) else None)
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.goto(base + path)
+    if model is not None:
+        page.wait_for_selector(f"#model option[value='{model}']", state="attached", timeout=15_000)
+    return page, outside, errors
+
+
 def test_upload_a_photo_and_read_the_top_label(browser, live_server, photos, tmp_path):
     photo = photos["chelsea"]
     expected = httpx.post(f"{live_server.url}/v1/models/tiny:predict",
                           files={"image": (photo.name, photo.read_bytes())}).json()["predictions"][0]
-    page = browser.new_page()
-    outside = []
-    page.on("request", lambda req: outside.append(req.url) if not req.url.startswith(
-        (live_server.url, "blob:", "data:")) else None)
-    errors = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.goto(live_server.url + "/")
-    page.wait_for_selector("#model option[value='tiny']", state="attached", timeout=15_000)
+    page, outside, errors = open_page(browser, live_server.url, model="tiny")
     page.set_input_files("#file", str(photo))
     page.wait_for_selector("#results li .label", timeout=15_000)
     labels = page.locator("#results li .label").all_inner_texts()
@@ -62,11 +70,7 @@ def test_upload_a_photo_and_read_the_top_label(browser, live_server, photos, tmp
 
 def test_heatmap_next_to_the_labels(browser, live_server, photos):
     """With "Heatmap" ticked, the page shows the Grad-CAM overlay of the top label under the photo."""
-    page = browser.new_page()
-    errors = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.goto(live_server.url + "/")
-    page.wait_for_selector("#model option[value='tiny']", state="attached", timeout=15_000)
+    page, _, errors = open_page(browser, live_server.url, model="tiny")
     page.check("#explain")
     page.set_input_files("#file", str(photos["coffee"]))
     page.wait_for_selector("#results li .label", timeout=15_000)
@@ -82,13 +86,7 @@ def test_heatmap_next_to_the_labels(browser, live_server, photos):
 
 def test_docs_render_offline_under_their_csp(browser, live_server):
     """Swagger UI at /docs draws the API's operations with nothing fetched from outside and no CSP violation."""
-    page = browser.new_page()
-    outside = []
-    page.on("request", lambda req: outside.append(req.url) if not req.url.startswith(
-        (live_server.url, "blob:", "data:")) else None)
-    errors = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.goto(live_server.url + "/docs")
+    page, outside, errors = open_page(browser, live_server.url, "/docs")
     page.wait_for_selector(".opblock-summary-path", timeout=30_000)
     paths = page.locator(".opblock-summary-path").all_inner_texts()
     assert any(":predict" in p for p in paths) and any(":embed" in p for p in paths), paths
@@ -114,14 +112,7 @@ def test_search_page_shows_a_grid_of_similar_items(browser, tiny_bundle, photos,
                             "--model", str(tiny_bundle)], capture_output=True, text=True, env=env)
     assert built.returncode == 0, built.stderr
     with server_process([str(tiny_bundle), "--name", "tiny"], env={"RECOG_SEARCH_DB": env["RECOG_SEARCH_DB"]}) as server:
-        page = browser.new_page()
-        outside = []
-        page.on("request", lambda req: outside.append(req.url) if not req.url.startswith(
-            (server.url, "blob:", "data:")) else None)
-        errors = []
-        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-        page.goto(server.url + "/")
-        page.wait_for_selector("#model option[value='tiny']", state="attached", timeout=15_000)
+        page, outside, errors = open_page(browser, server.url, model="tiny")
         page.select_option("#mode", "search")
         page.wait_for_selector("#index option[value='shop']", state="attached", timeout=15_000)
         page.fill("#k", "3")
@@ -149,11 +140,7 @@ def test_anomaly_model_shows_verdict_score_and_heatmap_overlay(browser, tmp_path
     files = gravel_parts(tmp_path)
     bundle = fit_parts_bundle(tmp_path)
     with server_process([str(bundle), "--name", "parts"]) as server:
-        page = browser.new_page()
-        errors = []
-        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-        page.goto(server.url + "/")
-        page.wait_for_selector("#model option[value='parts']", state="attached", timeout=15_000)
+        page, _, errors = open_page(browser, server.url, model="parts")
         page.set_input_files("#file", str(files["defect"]))
         page.wait_for_selector("#results li.verdict", timeout=30_000)
         assert page.locator("#results li.verdict").get_attribute("class") == "verdict fail"

@@ -1,4 +1,5 @@
-// recog web page: pick a model, drop or choose an image, see the top-k labels as bars.
+// recog web page: pick a model, drop or choose an image, see the top-k labels as bars (a detector's
+// boxes: boxes.js), and with "Heatmap" why the model said that (POST :explain, showHeatmap).
 // Modes: what a dropped photo is for. This file adds "classify"; search.js adds "search" (an index's
 // most similar items as a grid); video.js adds "video" (a live annotated stream; no photo to drop). Each mode has controls #<mode>-controls, an output section, run(file)
 // and load() (fill its select from the API).
@@ -9,6 +10,11 @@ const $ = (id) => document.getElementById(id);
 const MAX_BYTES_HINT = "Resize the image or send a smaller file.";
 let models = [];
 const modes = {};
+// The photo last sent to :predict in the classify mode and the model that saw it: what a heatmap
+// explains (boxes.js asks for one box of it); `ticket` drops answers overtaken by a newer request.
+let shown = null;
+let heatmapTicket = 0;
+const METHOD_NAMES = { gradcam: "Grad-CAM", ig: "Integrated gradients", occlusion: "Occlusion" };
 
 function apiKey() { return sessionStorage.getItem("recog-api-key") || ""; }
 
@@ -35,6 +41,8 @@ async function problemMessage(resp) {
   } catch (e) { detail = resp.statusText; }
   if (resp.status === 401) { $("key-row").hidden = false; }
   if (resp.status === 413 && !detail.includes("Resize")) { detail += " " + MAX_BYTES_HINT; }
+  const retry = resp.headers.get("Retry-After");  // 429 / 503: busy, not broken
+  if (retry) { detail = `${detail.trim().replace(/\.?$/, ".")} Try again in ${retry} s.`; }
   return `Rejected (${resp.status}${code ? " " + code : ""}): ${detail}`;
 }
 
@@ -128,22 +136,46 @@ async function postImage(url, file, ids) {
   return resp.json();
 }
 
-// Grad-CAM of the top label (POST :explain) shown under the photo: where the model looked.
-async function showHeatmap(file, name, label) {
+// A heatmap of the photo in `shown` (POST :explain with `query`: target=LABEL for a classifier, box=K
+// for a detector) under the photo, next to the results; what(e) names what it explains. The figure's
+// data-state is "working" until the overlay is shown ("done"; data-box: the explained box); a refusal
+// (a method the model cannot use, 429/503 when the server is busy) hides it and shows the server's message.
+async function showHeatmap(query, what) {
+  if (!shown) return;
+  const ticket = ++heatmapTicket;
+  const figure = $("heatmap-figure");
+  const method = $("explain-method").value;
+  clearError();
+  figure.dataset.state = "working";
+  delete figure.dataset.box;
+  $("heatmap").removeAttribute("src");
   $("heatmap-caption").textContent = "explaining…";
-  $("heatmap-figure").hidden = false;
+  figure.hidden = false;
   const form = new FormData();
-  form.append("image", file, file.name);
-  const url = `/v1/models/${encodeURIComponent(name)}:explain?method=gradcam&output=overlay&target=${encodeURIComponent(label)}`;
+  form.append("image", shown.file, shown.file.name);
+  const params = new URLSearchParams({ method, output: "overlay", ...query });
+  const url = `/v1/models/${encodeURIComponent(shown.name)}:explain?${params}`;
   const resp = await fetch(url, { method: "POST", body: form, headers: headers() }).catch(() => null);
-  if (resp === null || !resp.ok) {
-    $("heatmap-figure").hidden = true;
-    showError(resp === null ? "The server could not be reached for the heatmap." : await problemMessage(resp));
+  const message = resp === null ? "The server could not be reached for the heatmap."
+    : resp.ok ? null : await problemMessage(resp);
+  const body = message === null ? await resp.json() : null;
+  if (ticket !== heatmapTicket) return;  // a newer photo or box was asked for meanwhile
+  if (message !== null) {
+    figure.hidden = true;
+    delete figure.dataset.state;
+    showError(`Heatmap: ${message}`);
     return;
   }
-  const e = (await resp.json()).explanations[0];
+  const e = body.explanations[0];
   $("heatmap").src = "data:image/png;base64," + e.overlay_png;
-  $("heatmap-caption").textContent = `Grad-CAM for ${e.target}: red is where the evidence for it lies`;
+  $("heatmap-caption").textContent = `${METHOD_NAMES[e.method] || e.method} ${what(e)}: bright is where the evidence for it lies`;
+  if (e.box_index !== undefined) figure.dataset.box = String(e.box_index);
+  figure.dataset.state = "done";
+}
+
+// boxes.js: explain box k of the detections shown (the same index :predict listed them with).
+function explainBox(k) {
+  showHeatmap({ box: String(k) }, (e) => `of box #${e.box_index} ${e.target} (${(100 * e.score).toFixed(0)}%)`);
 }
 
 async function classify(file) {
@@ -152,18 +184,24 @@ async function classify(file) {
   if (!name) { showError("No model is loaded on this server."); return; }
   $("results").replaceChildren();
   $("heatmap-figure").hidden = true;
+  shown = null;
+  heatmapTicket++;  // an explanation still in flight belongs to the previous photo
   const topk = Math.min(20, Math.max(1, parseInt($("topk").value, 10) || 5));
   const model = models.find((m) => m.name === name);
   const anomaly = model && model.task === "anomaly";  // anomaly.js: verdict, score and heatmap overlay
-  $("results-title").textContent = anomaly ? "Inspection" : "Top labels";
+  $("results-title").textContent = anomaly ? "Inspection" : model && model.task === "detect" ? "Detections" : "Top labels";
   const started = performance.now();
   const body = await postImage(`/v1/models/${encodeURIComponent(name)}:predict?` + (anomaly ? "overlay=true" : `top_k=${topk}`),
                                file, { output: "output", preview: "preview", name: "filename", timing: "timing" });
   if (body === null) return;
   $("timing").textContent = `(${(performance.now() - started).toFixed(0)} ms)`;
   if (anomaly) { renderAnomaly(body.predictions[0]); return; }
-  renderResults(body.predictions[0]);
-  if ($("explain").checked && model && model.task === "classify") showHeatmap(file, name, body.predictions[0].label);
+  shown = { file, name };
+  const prediction = body.predictions[0];
+  renderResults(prediction);
+  if (!$("explain").checked || !model) return;
+  if (model.task === "classify") showHeatmap({ target: prediction.label }, (e) => `for ${e.target}`);
+  if (model.task === "detect" && prediction.boxes.length) (window.pickBox || explainBox)(0);  // top box; click another
 }
 
 // The drop zone (#drop, #file) calls onFile with the chosen file; the key row (#api-key) stores a key

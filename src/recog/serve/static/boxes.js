@@ -1,9 +1,22 @@
 // recog web page, detect models: draw the predicted boxes over the uploaded image and list the
-// objects per class. Loaded after app.js; wraps its renderResults (classification results pass through).
+// objects per class, then each box as a button. Clicking a box (in the picture or the list) asks
+// app.js's explainBox for its heatmap, shown beside the detections. Loaded after app.js; wraps its
+// renderResults (classification results pass through).
 (function () {
   const SVG = "http://www.w3.org/2000/svg";
   const COLORS = ["#e6194b", "#3cb44b", "#0082c8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#d2f53c"];
   const classify = window.renderResults;
+  const LISTED = 20;  // boxes listed as buttons; the others are picked in the picture
+
+  // Mark box k as the one explained, in the picture and in the list, and ask for its heatmap.
+  function pick(k) {
+    for (const el of document.querySelectorAll("#box-layer rect, #results button.box-pick")) {
+      const picked = el.dataset.box === String(k);
+      el.classList.toggle("picked", picked);
+      if (el.dataset.stroke) el.setAttribute("stroke-width", picked ? 2.5 * el.dataset.stroke : el.dataset.stroke);
+    }
+    explainBox(k);
+  }
 
   function clearBoxes() {
     const old = document.getElementById("box-layer");
@@ -38,6 +51,11 @@
       rect.setAttribute("fill", "none");
       rect.setAttribute("stroke", color);
       rect.setAttribute("stroke-width", stroke);
+      rect.dataset.box = String(i);
+      rect.dataset.stroke = String(stroke);
+      rect.style.pointerEvents = "all";  // the layer lets clicks through; its boxes take them
+      rect.style.cursor = "pointer";
+      rect.addEventListener("click", () => pick(i));
       const title = document.createElementNS(SVG, "title");
       title.textContent = `${prediction.labels[i]} ${(100 * prediction.scores[i]).toFixed(0)}%`;
       rect.appendChild(title);
@@ -66,7 +84,31 @@
       li.textContent = `${label}: ${n}`;
       list.appendChild(li);
     }
+    if (!prediction.boxes.length) return;
+    const hint = document.createElement("li");
+    hint.className = "muted";
+    hint.textContent = "Click a box for its heatmap:";
+    list.appendChild(hint);
+    prediction.boxes.slice(0, LISTED).forEach((b, i) => {
+      const li = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "box-pick";
+      button.dataset.box = String(i);
+      button.textContent = `#${i} ${prediction.labels[i]} ${(100 * prediction.scores[i]).toFixed(0)}%`;
+      button.addEventListener("click", () => pick(i));
+      li.appendChild(button);
+      list.appendChild(li);
+    });
+    if (prediction.boxes.length > LISTED) {
+      const more = document.createElement("li");
+      more.className = "muted";
+      more.textContent = `…and ${prediction.boxes.length - LISTED} more: click them in the picture`;
+      list.appendChild(more);
+    }
   }
+
+  window.pickBox = pick;  // app.js: the top box, when "Heatmap" is ticked
 
   window.renderResults = function (prediction) {
     clearBoxes();
