@@ -23,6 +23,20 @@ def digits_model(digits_tree, tmp_path_factory) -> Path:
 
 
 @pytest.fixture
+def writable_digits(digits_model, photos, tmp_path) -> tuple[Path, Path]:
+    """``(bundle, ood)``: a copy of the digits bundle a test may change, and a folder of the photos."""
+    import shutil
+
+    bundle = tmp_path / "digits"
+    shutil.copytree(digits_model, bundle)
+    ood = tmp_path / "photos"
+    ood.mkdir()
+    for p in photos.values():
+        shutil.copy(p, ood / p.name)
+    return bundle, ood
+
+
+@pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
 

@@ -35,13 +35,8 @@ def _cli():
     return app
 
 
-def test_ood_set_sets_the_threshold_and_every_verdict_says_so(digits_model, digits_tree, photos, tmp_path):
-    bundle = tmp_path / "digits"
-    shutil.copytree(digits_model, bundle)
-    ood = tmp_path / "photos"
-    ood.mkdir()
-    for p in photos.values():
-        shutil.copy(p, ood / p.name)
+def test_ood_set_sets_the_threshold_and_every_verdict_says_so(writable_digits, digits_tree, photos):
+    bundle, ood = writable_digits
     runner = CliRunner()
     r = runner.invoke(_cli(), ["ood", "threshold", str(bundle), "--data", str(digits_tree / "test")])
     assert r.exit_code == 0, r.output
@@ -49,7 +44,7 @@ def test_ood_set_sets_the_threshold_and_every_verdict_says_so(digits_model, digi
 
     r = runner.invoke(_cli(), ["ood", "threshold", str(bundle), "--ood", str(ood), "--data", str(digits_tree / "test")])
     assert r.exit_code == 0, r.output
-    det = json.loads((bundle / "recog.json").read_text())["reference"]["detector"]
+    det = json.loads((bundle / "recog.json").read_text())["reference"]["features"]   # the score it chose on
     rule = det["threshold_rule"]
     assert f"AUROC {rule['auroc']:.4f}; TPR 100.0% of 6 OOD image(s)" in r.output
     assert rule["ood_images"] == 6 and rule["in_distribution"].endswith("(30 images)")

@@ -61,7 +61,7 @@ def register(app: typer.Typer) -> None:
         if res["includes_training_images"]:
             typer.echo("warning: the data has no test/val split, so training images were scored and the false-alarm "
                        "rate is optimistic; pass held-out images with --data", err=True)
-        typer.echo(f"recorded in {res['bundle']} (version {res['version']})")
+        typer.echo(f"score: {res['score']}; recorded in {res['bundle']} (version {res['version']})")
 
     app.add_typer(ood_app, name="ood")
 

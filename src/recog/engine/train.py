@@ -174,6 +174,11 @@ def _run(run: Run) -> TrainResult:
     finally:
         run.log_file.close()
     run.skips.flush()
+    data = run.skips.data
+    if (run_dir / "best" / "recog.json").is_file():
+        trainer.task.finish_bundle(run_dir / "best", train=[s.path for s in data.train.samples],
+                                   val=[s.path for s in data.val.samples] if data.val is not None else [],
+                                   device=str(trainer.device))
     return TrainResult(run_dir, run_dir / "best", run_dir / "last", trainer.epoch, trainer.best, trainer.history,
                        run.skips.skipped, time.perf_counter() - start)
 

@@ -363,6 +363,9 @@ def logged(log: PredictionLog | None, model: str, manifest: Any, uploads: Sequen
     """
     out = [r.to_dict() for r in results]
     if log is not None and manifest.task == "classify":
+        from recog.monitor.ood import split_outputs
+
+        logits = split_outputs(logits, manifest)[0]  # the service's rows may carry pooled features too
         latency_ms = (time.perf_counter() - started) * 1000.0
         ids = log.record(model, _version(manifest), [(u.data, u.name) for u in uploads], results, logits,
                          latency_ms, manifest)

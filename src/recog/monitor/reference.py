@@ -22,9 +22,10 @@ against, and needs no access to the training data afterwards:
 ``inputs``
     input statistics (:mod:`recog.monitor.stats`) of up to :data:`MAX_INPUTS` training images.
 
-Design note: the distance is measured on the logits, the one output every backend (torch, ONNX,
-int8) and the service's batcher return, so the score costs no second forward pass and is identical
-across backends. ``benchmarks/ood.py`` measures it against a distance on penultimate embeddings.
+Design note: the logit distance is measured on the one output every backend (torch, ONNX, int8) and
+the service's batcher return, so it works for every bundle. Bundles trained since add an
+embedding-distance reference beside it (``features``, :mod:`recog.monitor.features`), which the
+default score combines with this one; ``benchmarks/ood.py`` measures both.
 """
 
 from __future__ import annotations

@@ -73,7 +73,8 @@ def calibrate_bundle(bundle: str | Path, ood: Sequence[str | Path] = (), *, data
     """
     from recog.data import load_dataset
     from recog.models.bundle import update_bundle
-    from recog.monitor.ood import ood_scores
+    from recog.monitor.features import method_name
+    from recog.monitor.ood import METHOD, ood_scores, split_outputs
     from recog.monitor.reference import reference_of
     from recog.runtime.predictor import load
     from recog.search.files import list_images
@@ -97,12 +98,17 @@ def calibrate_bundle(bundle: str | Path, ood: Sequence[str | Path] = (), *, data
 
     def scores(paths: Sequence[Path], what: str) -> np.ndarray:
         raw, _, _ = evaluation_outputs(model, list(paths), what, batch_size=batch_size,
-                                       progress_factory=progress_factory)
+                                       progress_factory=progress_factory, infer=model.infer_scored)
+        used_features.append(split_outputs(raw, manifest)[1] is not None)
         return ood_scores(raw, manifest)[0]
+
+    used_features: list[bool] = []
 
     s_in = scores([s.path for s in samples], str(data))
     held_out = f"{data} {split_name} ({len(s_in)} images)"
-    det = dict(ref["detector"])
+    # the threshold belongs to the score it was chosen on: the embedding-distance one when the backend gave features
+    key = "features" if ref.get("features") and all(used_features) else "detector"
+    det = dict(ref[key])
     if ood:
         paths = [p for folder in ood for p in list_images(folder)]
         s_out = scores(paths, ", ".join(map(str, ood)))
@@ -117,6 +123,7 @@ def calibrate_bundle(bundle: str | Path, ood: Sequence[str | Path] = (), *, data
         rule = {**default_rule(ref.get("images", 0), max_false_alarm), "in_distribution": held_out,
                 "fpr": round(float((s_in > threshold).mean()), 6)}
     det.update(threshold=threshold, threshold_rule=rule)
-    updated = update_bundle(bundle, updates={"reference": {**ref, "detector": det}})
+    updated = update_bundle(bundle, updates={"reference": {**ref, key: det}})
     return {"bundle": str(bundle), "version": updated.version, "threshold": threshold, "split": split_name,
+            "score": method_name(ref["features"]) if key == "features" else METHOD,
             "includes_training_images": training_data and split_name == "all", **rule}

@@ -28,6 +28,9 @@ class Backend(Protocol):
 
     def infer(self, batch: np.ndarray) -> np.ndarray: ...
 
+    # Optional: ``infer_features(batch) -> (raw, features (N, D) or None)``, both from one forward pass
+    # (classifiers: the head's pooled input, L2-normalised; used by the OOD score, recog.monitor.features).
+
 
 class TorchBackend:
     """PyTorch eager inference on the bundle's safetensors weights."""
@@ -54,6 +57,18 @@ class TorchBackend:
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
             return self.task.forward(self.model, x).float().cpu().numpy()
+
+    def infer_features(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(raw, features or None)`` from one forward pass (tasks with ``forward_features``)."""
+        import torch
+
+        both = getattr(self.task, "forward_features", None)
+        if both is None:
+            return self.infer(batch), None
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
+            raw, features = both(self.model, x)
+            return raw.float().cpu().numpy(), None if features is None else features.cpu().numpy()
 
 
 #: backend name → (module, class, fixed keyword arguments).

@@ -99,6 +99,8 @@ class OnnxBackend:
         self.session = create_session(self.file, self.threads, spin=spin)
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
+        #: exports made since the OOD score uses embedding distance carry the head's input as ``features``.
+        self.features_name = next((o.name for o in self.session.get_outputs()[1:] if o.name == "features"), None)
         batch_dim = self.session.get_inputs()[0].shape[0]
         self.fixed_batch = batch_dim if isinstance(batch_dim, int) else None
 
@@ -108,6 +110,17 @@ class OnnxBackend:
         if self.fixed_batch is not None and x.shape[0] != self.fixed_batch:
             return np.concatenate([self.infer(x[i:i + 1]) for i in range(x.shape[0])], axis=0)
         return self.session.run([self.output_name], {self.input_name: x})[0]
+
+    def infer_features(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(raw, features)`` from one run of the graph; features are None for a graph exported without them."""
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        if self.features_name is None:
+            return self.infer(x), None
+        if self.fixed_batch is not None and x.shape[0] != self.fixed_batch:
+            parts = [self.infer_features(x[i:i + 1]) for i in range(x.shape[0])]
+            return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        raw, features = self.session.run([self.output_name, self.features_name], {self.input_name: x})
+        return raw, features
 
 
 __all__ = ["ONNX_FILES", "OnnxBackend", "create_session", "default_threads", "session_options"]

@@ -4,7 +4,7 @@ The graph comes from the ``torch.export``-based exporter (the default in
 torch 2.13: a clean, constant-folded graph, batch-norm folded into the
 convolutions); if it fails on a model the TorchScript exporter is tried and
 the fallback is recorded. The graph's input is ``pixel_values``
-(``(N, 3, H, W)`` normalized float32), its output the task's raw output.
+(``(N, 3, H, W)`` normalized float32), its output the task's raw output (classifiers: and ``features``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 
 
 def _TaskGraph(model, task: "Task"):
-    """A ``torch.nn.Module`` whose forward is ``task.forward(model, pixel_values)`` (what gets exported)."""
+    """A ``torch.nn.Module`` whose forward is ``task.forward(model, pixel_values)`` (what gets exported), and
+    for a classifier also the pooled features its head sees (``task.forward_features``): a second output
+    named ``features`` (the OOD score's embedding distance, :mod:`recog.monitor.features`)."""
     import torch
 
     class TaskGraph(torch.nn.Module):
@@ -32,11 +34,29 @@ def _TaskGraph(model, task: "Task"):
             super().__init__()
             self.inner = inner
             self.task = task
+            self.with_features = with_features
 
         def forward(self, pixel_values):
+            if self.with_features:
+                return self.task.forward_features(self.inner, pixel_values)
             return self.task.forward(self.inner, pixel_values)
 
+    with_features = _has_features(model, task)
     return TaskGraph(model, task).eval()
+
+
+def _has_features(model, task: "Task") -> bool:
+    """Whether the task returns pooled features beside its output for this network (classify with a head)."""
+    import torch
+
+    both = getattr(task, "forward_features", None)
+    if both is None:
+        return False
+    with torch.inference_mode():
+        p = next(model.parameters())
+        size = getattr(getattr(model, "config", None), "image_size", None) or 64
+        size = int(size[0] if isinstance(size, (list, tuple)) else size)
+        return both(model, torch.zeros(1, 3, size, size, dtype=p.dtype, device=p.device))[1] is not None
 
 
 @contextlib.contextmanager
@@ -81,7 +101,7 @@ def torch_to_onnx(model, size: tuple[int, int], out: str | Path, *, task: "Task 
     if exporter not in ("dynamo", "torchscript"):
         raise ConfigError(f"exporter must be dynamo or torchscript, got {exporter!r}.")
     wrapped = _TaskGraph(model.eval(), task or get_task("classify"))
-    output = wrapped.task.output
+    outputs = [wrapped.task.output] + (["features"] if wrapped.with_features else [])
     h, w = size
     example = (torch.zeros(2, 3, h, w),)
     info: dict[str, Any] = {}
@@ -91,7 +111,7 @@ def torch_to_onnx(model, size: tuple[int, int], out: str | Path, *, task: "Task 
             with quiet(), torch.inference_mode(False):
                 batch = torch.export.Dim("batch", min=1, max=4096)
                 program = torch.onnx.export(wrapped, example, None, dynamo=True, input_names=["pixel_values"],
-                                            output_names=[output], opset_version=opset,
+                                            output_names=outputs, opset_version=opset,
                                             dynamic_shapes={"pixel_values": {0: batch}}, external_data=False,
                                             optimize=True)
                 program.save(str(out), external_data=False)
@@ -103,8 +123,8 @@ def torch_to_onnx(model, size: tuple[int, int], out: str | Path, *, task: "Task 
         try:
             with quiet():
                 torch.onnx.export(wrapped, example, str(out), dynamo=False, input_names=["pixel_values"],
-                                  output_names=[output], opset_version=opset or 17,
-                                  dynamic_axes={"pixel_values": {0: "batch"}, output: {0: "batch"}})
+                                  output_names=outputs, opset_version=opset or 17,
+                                  dynamic_axes={"pixel_values": {0: "batch"}, **{o: {0: "batch"} for o in outputs}})
             info["exporter"] = "torchscript"
         except Exception as exc:  # noqa: BLE001 - both failures are reported together
             raise ExportError(

@@ -44,6 +44,7 @@ class Predictor:
         self.task = task or get_task(manifest.task)
         self.max_pixels = max_pixels
         self._embedder: Predictor | None = None
+        self._scored: bool | None = None
 
     @property
     def info(self) -> ModelInfo:
@@ -69,15 +70,34 @@ class Predictor:
         """float32 ``(N, 3, H, W)`` → the task's raw output ``(N, ...)``."""
         return self.backend.infer(batch)
 
+    def infer_wide(self, batch: np.ndarray) -> np.ndarray:
+        """The raw output and, when the backend returns them (classifiers: :meth:`Backend.infer_features`),
+        the pooled features side by side, ``(N, C + D)``, from one forward pass; else :meth:`infer`."""
+        both = getattr(self.backend, "infer_features", None)
+        if both is None:
+            return self.infer(batch)
+        raw, features = both(batch)
+        return raw if features is None else np.concatenate([raw, features.astype(raw.dtype)], axis=1)
+
+    def infer_scored(self, batch: np.ndarray) -> np.ndarray:
+        """What predictions run: :meth:`infer_wide` when the bundle's OOD score uses embedding distance
+        (:func:`recog.monitor.ood.has_features`), else :meth:`infer`. The task splits it back."""
+        from recog.monitor.ood import has_features
+
+        if self._scored is None:
+            self._scored = self.task.name == "classify" and has_features(self.manifest)
+        return self.infer_wide(batch) if self._scored else self.infer(batch)
+
     def postprocess(self, raw: np.ndarray, *, sources: Sequence[str | None] | None = None,
                     **options: Any) -> list[Any]:
         """Raw outputs → typed results (options such as ``top_k`` go to the task)."""
         return self.task.postprocess(raw, self.manifest, sources=sources or [None] * len(raw), **options)
 
     def outputs_many(self, sources: Sequence[ImageSource], *, batch_size: int = 32, threads: int = 4,
-                     progress: Callable[[int], None] | None = None
+                     progress: Callable[[int], None] | None = None,
+                     infer: Callable[[np.ndarray], np.ndarray] | None = None
                      ) -> tuple[np.ndarray, list[int], list[tuple[int, ImageError]]]:
-        """Raw outputs for many images, decoding each batch in a thread pool.
+        """Raw outputs for many images (of ``infer``, default :meth:`infer`), decoding each batch in a thread pool.
 
         Returns:
             ``(raw, kept, failures)``: outputs ``(M, ...)`` for the source
@@ -98,7 +118,7 @@ class Predictor:
                 kept += [start + i for i in done.kept]
                 failures += [(start + i, exc) for i, exc in done.failures]
                 if done.items:
-                    raws.append(self.infer(np.stack(done.items)))
+                    raws.append((infer or self.infer)(np.stack(done.items)))
                 if progress:
                     progress(min(batch_size, len(sources) - start))
         finally:
@@ -115,7 +135,7 @@ class Predictor:
         """
         single = not isinstance(images, (list, tuple))
         items = [images] if single else list(images)
-        raw, _, failures = self.outputs_many(items, batch_size=batch_size)
+        raw, _, failures = self.outputs_many(items, batch_size=batch_size, infer=self.infer_scored)
         if failures:
             raise failures[0][1]
         names = [str(x) if isinstance(x, (str, Path)) else None for x in items]
@@ -128,7 +148,8 @@ class Predictor:
                      progress: Callable[[int], None] | None = None, **options: Any) -> list[Any]:
         """Results for files in batches, in order; an unreadable file becomes a :class:`PredictionFailure`."""
         sources = list(sources)
-        raw, kept, failures = self.outputs_many(sources, batch_size=batch_size, progress=progress)
+        raw, kept, failures = self.outputs_many(sources, batch_size=batch_size, progress=progress,
+                                                infer=self.infer_scored)
         out: list[Any] = [None] * len(sources)
         results = self.postprocess(raw, sources=[str(sources[i]) for i in kept], **options) if kept else []
         for i, result in zip(kept, results):  # no postprocessing of an empty output when every file failed

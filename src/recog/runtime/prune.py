@@ -310,9 +310,24 @@ def prune_bundle(path: str | Path, out: str | Path, *, amount: float, method: st
         extra["metrics"] = {"val_accuracy": acc_after, "pruned_from_val_accuracy": acc_before}
     save_bundle(out, model, labels=list(manifest.labels), preprocessing=manifest.preprocessing,
                 task=manifest.task, source_model=manifest.source_model, extra=extra)
+    _carry_feature_reference(manifest, out)
     bundle_bytes = (out / "model.safetensors").stat().st_size
     report["size"]["bundle_weights_bytes"] = bundle_bytes
     return PruneResult(out=out, report=report)
+
+
+def _carry_feature_reference(manifest: Any, out: Path) -> None:
+    """Copy the source bundle's OOD feature bank (:mod:`recog.monitor.features`) with its record, as the
+    logit reference is carried: both describe the unpruned weights, which pruning keeps close."""
+    import shutil
+
+    from recog.models.bundle import update_bundle
+    from recog.models.checks import bundle_file
+
+    name = ((manifest.reference or {}).get("features") or {}).get("file")
+    if name in manifest.files:
+        shutil.copyfile(bundle_file(manifest.path, name), bundle_file(out, name))
+        update_bundle(out, add_files=[name])
 
 
 __all__ = ["METHODS", "PruneResult", "apply_masks", "finetune", "magnitude_masks", "prunable_parameters",

@@ -150,7 +150,7 @@ class ModelPool:
     async def _build(self, spec: ModelSpec) -> ServedModel:
         predictor = await asyncio.to_thread(load_predictor, spec, self.settings)
         s = self.settings
-        batcher = DynamicBatcher(predictor.infer, max_batch_size=s.max_batch_size, max_delay_ms=s.max_delay_ms,
+        batcher = DynamicBatcher(predictor.infer_scored, max_batch_size=s.max_batch_size, max_delay_ms=s.max_delay_ms,
                                  max_queue=s.max_queue, name=spec.name, observer=self.metrics.observer(spec.name))
         await batcher.start()
         return ServedModel(spec, predictor, batcher, predictor.manifest.version)

@@ -160,6 +160,10 @@ class Task(ABC):
         """Manifest fields derived from the validation metric (classify: the fitted temperature)."""
         return {}
 
+    def finish_bundle(self, bundle: Path, *, train: Sequence[Path], val: Sequence[Path], device: str) -> None:
+        """After training: add to the best ``bundle`` what needs its final weights and the training and
+        validation images (classify: the embedding-distance OOD reference). Nothing by default."""
+
     def fit(self, config: Any, run_dir: Path, reporter: Any) -> TrainResult:
         """A whole run for tasks that do not train by gradient (``trains_by_gradient = False``)."""
         raise ConfigError(f"the {self.name} task trains through the trainer, not fit().")
@@ -186,9 +190,11 @@ class Task(ABC):
 
 
 def evaluation_outputs(predictor: Any, paths: Sequence[Any], data: Any, *, batch_size: int,
-                       progress_factory: Callable[[str, int], Any] | None
+                       progress_factory: Callable[[str, int], Any] | None,
+                       infer: Callable[[np.ndarray], np.ndarray] | None = None
                        ) -> tuple[np.ndarray, list[int], list[tuple[str, str]]]:
-    """Raw outputs of ``predictor`` on ``paths`` for an evaluation, with a progress bar when given one.
+    """Raw outputs of ``predictor`` on ``paths`` (of ``infer``, default ``predictor.infer``) for an
+    evaluation, with a progress bar when given one.
 
     Returns:
         ``(raw, kept, failures)``: outputs for the ``kept`` indices and ``(path, reason)`` per refused file.
@@ -199,10 +205,10 @@ def evaluation_outputs(predictor: Any, paths: Sequence[Any], data: Any, *, batch
     from recog.errors import DatasetError
 
     if progress_factory is None:
-        raw, kept, refused = predictor.outputs_many(paths, batch_size=batch_size)
+        raw, kept, refused = predictor.outputs_many(paths, batch_size=batch_size, infer=infer)
     else:
         with progress_factory(f"evaluating ({predictor.backend.name})", len(paths)) as advance:
-            raw, kept, refused = predictor.outputs_many(paths, batch_size=batch_size, progress=advance)
+            raw, kept, refused = predictor.outputs_many(paths, batch_size=batch_size, progress=advance, infer=infer)
     if not kept:
         raise DatasetError(f"{data}: none of the {len(paths)} images could be read.")
     return raw, kept, [(str(paths[i]), str(exc)) for i, exc in refused]

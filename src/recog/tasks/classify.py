@@ -102,6 +102,18 @@ class Classify(Task):
         out = model(pixel_values=x) if _is_transformers(model) else model(x)
         return out.logits if hasattr(out, "logits") else out
 
+    def forward_features(self, model: "torch.nn.Module", x: "torch.Tensor"
+                         ) -> tuple["torch.Tensor", "torch.Tensor | None"]:
+        """``(logits, features)`` from one forward pass: the features are what the ``classifier`` head
+        receives, flattened and L2-normalised (what the ``embed`` task returns for the same weights);
+        None when the network has no ``classifier`` module to tap."""
+        tap = _feature_tap(model)
+        logits = self.forward(model, x)
+        if tap is None:
+            return logits, None
+        features = tap.taken().flatten(1).float()
+        return logits, features / features.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
     def target_layer(self, model: "torch.nn.Module") -> "torch.nn.Module":
         """The last convolutional stage, for Grad-CAM (:mod:`recog.explain`): found generically.
 
@@ -199,6 +211,28 @@ class Classify(Task):
                                 "fitted_on": f"val ({len(targets)} images)"},
                 "reference": fit_reference(logits, targets, temperature, inputs=getattr(self, "input_stats", None))}
 
+    def finish_bundle(self, bundle: Path, *, train: Sequence[Path], val: Sequence[Path], device: str) -> None:
+        """Store the embedding-distance reference in ``bundle`` (:mod:`recog.monitor.features`): pooled
+        features of up to ``MAX_FEATURES`` training images, and the kNN statistics of the validation
+        images, both from the saved weights. Nothing without validation images or a head to tap."""
+        from recog.models.bundle import update_bundle
+        from recog.monitor import features as F
+        from recog.monitor.reference import combined, reference_of
+        from recog.runtime.predictor import load
+
+        model = load(bundle, backend="torch", device=device)
+        ref = reference_of(model.manifest)
+        if ref is None or not val or getattr(model.backend, "infer_features", None) is None:
+            return
+        bank, _, _ = model.outputs_many(F.draw(train), batch_size=64, infer=model.infer_wide)
+        raw, _, _ = model.outputs_many(list(val), batch_size=64, infer=model.infer_wide)
+        c = len(model.labels)
+        if bank.shape[1] <= c or len(raw) == 0:
+            return
+        logit_score = combined(raw[:, :c], ref["detector"], model.manifest.temperature)
+        record = {"file": F.write_bank(bundle, bank[:, c:]), **F.fit_features(bank[:, c:], raw[:, c:], logit_score)}
+        update_bundle(bundle, add_files=[F.FEATURES_FILE], updates={"reference": {**ref, "features": record}})
+
     def evaluate(self, predictor: Any, data: Any, *, split: str | None, out: Path, batch_size: int,
                  progress_factory: Callable[[str, int], Any] | None, explain: int = 0) -> EvaluationResult:
         """Accuracy, top-5, per-class P/R/F1, confusion matrix, ROC/PR, calibration, per-group gaps;
@@ -243,7 +277,9 @@ class Classify(Task):
                     top_k: int = 5, **options: Any) -> list[Classification]:
         from recog.monitor.ood import ood_results
 
-        probs = probabilities(raw, manifest.temperature)
+        from recog.monitor.ood import split_outputs
+
+        probs = probabilities(split_outputs(raw, manifest)[0], manifest.temperature)
         return [Classification(top=t, source=s, ood=o) for t, s, o in
                 zip(top_k_labels(probs, manifest.labels, top_k), sources, ood_results(raw, manifest, probs))]
 
@@ -286,6 +322,36 @@ class Classify(Task):
             if parity["max_abs_logit_diff"] > tol:
                 return f"largest logit difference {parity['max_abs_logit_diff']:.3g} is above the tolerance {tol:.3g}"
         return None
+
+
+class _Tap:
+    """The input of a network's ``classifier`` head in the last forward pass of this thread."""
+
+    def __init__(self, head: Any) -> None:
+        import threading
+
+        self.local = threading.local()
+        head.register_forward_pre_hook(self.hook)
+
+    def hook(self, _module: Any, args: tuple) -> None:
+        self.local.value = args[0]
+
+    def taken(self) -> "torch.Tensor":
+        value, self.local.value = self.local.value, None
+        return value
+
+
+#: model → the tap on its head (installed once, on the first forward_features).
+_TAPS: "weakref.WeakKeyDictionary[Any, _Tap | None]" = weakref.WeakKeyDictionary()
+
+
+def _feature_tap(model: Any) -> _Tap | None:
+    import torch
+
+    if model not in _TAPS:
+        head = getattr(model, "classifier", None)
+        _TAPS[model] = _Tap(head) if isinstance(head, torch.nn.Module) else None
+    return _TAPS[model]
 
 
 def _input_stats(paths: Sequence[Path] | None) -> np.ndarray | None:
