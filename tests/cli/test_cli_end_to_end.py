@@ -230,3 +230,13 @@ def test_evaluate_refuses_labels_the_model_does_not_have(trained, digits_tree, t
     shutil.rmtree(data / "1")  # a subset of the model's classes is fine
     code, out, err = run_cli(["evaluate", trained / "best", data, "--out", tmp_path / "rep"], capsys)
     assert code == 0, err
+
+
+def test_models_lists_which_presets_ship_weights(capsys, monkeypatch):
+    """The lite presets carry installed ImageNet weights (and the extra that installs them is named in full)."""
+    monkeypatch.setenv("COLUMNS", "250")  # one line per preset
+    code, stdout, _ = run_cli(["models"], capsys)
+    assert code == 0
+    rows = {line.split("│")[1].strip(): line for line in stdout.splitlines() if line.count("│") > 3}
+    assert "ImageNet-1k, installed (recog[pretrained])" in rows["efficientnet-lite0"]
+    assert "from scratch" in rows["resnet-micro"] and "microsoft/resnet-18" in rows["resnet-18"]
