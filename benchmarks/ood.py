@@ -8,17 +8,20 @@ Two classifiers are trained with ``recog.train`` (cached under ``--work``):
 * **clothing**: ``efficientnet-lite0`` (ImageNet weights, linear probe) on ../shared/data/clothing (train/validation);
   in-distribution = its 144 test photos; OOD = the 1,000 MNIST test digits and the BCCD photos.
 
-For each pair the script prints AUROC and FPR at 95% TPR of: the bundle's calibrated score
-(Mahalanobis + energy on logits, what every result carries), its two parts, max-softmax, and
-embedding-space distances to the training set on the L2-normalised pooled penultimate features
-(``model.embed``: the same weights' features): cosine kNN (k=10), class-conditional Mahalanobis
-(shared shrunk covariance, top 64 principal components, :func:`recog.monitor.reference.fit_detector`),
-and the larger z-score of the logit score and the feature Mahalanobis. 1,000 training images: half fit
-the feature statistics, half calibrate their z-scores. Also printed: the share flagged ``unknown`` at
-the bundle's threshold (in-distribution: the false-alarm rate; OOD: the detection rate); the threshold
-``recog ood threshold --ood`` would choose (:func:`recog.monitor.threshold.choose_threshold`) on one
-half of the in-distribution and OOD images, with its TPR/FPR measured on the other half; and the
-scoring cost per prediction of each distance (numpy, one image, after the forward pass).
+Each bundle stores the embedding-distance reference training now stores (``ood_features.safetensors``:
+up to 2,000 L2-normalised pooled training features and the kNN statistics of the validation split;
+added here with :meth:`Classify.finish_bundle` on the same split when a cached bundle predates it).
+For each pair the script prints AUROC and FPR at 95% TPR of: the bundle's default score (kNN cosine
+distance, k = 1, and the logit score, the larger z-score, calibrated: what every result carries), the
+logit score alone (calibrated, what older bundles answer), its parts, max-softmax, the kNN distance
+alone and combined with the logits for k = 1, 3, 5, 10 (records fitted on the validation split as
+training fits them), and a class-conditional feature Mahalanobis (top 64 principal components, half of
+the bank fits, half calibrates) alone and combined. Features and logits come from one forward pass
+(``Predictor.infer_wide``). Also printed: the share flagged ``unknown`` at the bundle's threshold
+(in-distribution: the false-alarm rate; OOD: the detection rate); the threshold ``recog ood threshold
+--ood`` would choose (:func:`recog.monitor.threshold.choose_threshold`) on one half of the
+in-distribution and OOD images, with its TPR/FPR measured on the other half; and the scoring cost per
+prediction (numpy, one image, after the forward pass).
 
 Usage::
 
@@ -51,44 +54,84 @@ def _train(work: Path, name: str, data: Path, **options) -> Path:
     return res.best
 
 
+def _ensure_features(best: Path, data: Path) -> tuple[list[Path], list[Path]]:
+    """Give a bundle trained before the feature reference existed its ``ood_features.safetensors`` (what
+    training now stores: :meth:`Classify.finish_bundle`, on the same train/val split); returns (train, val) paths."""
+    from recog.data import load_dataset
+    from recog.models.bundle import read_manifest
+    from recog.tasks import get_task
+
+    manifest = read_manifest(best)
+    cfg = manifest.raw["training"]
+    ds = load_dataset(data)
+    if not ds.has_splits or not ds.split("val"):
+        ds = ds.with_splits(val=cfg["val_split"], test=cfg["test_split"], seed=cfg["seed"])
+    train, val = [s.path for s in ds.split("train")], [s.path for s in ds.split("val")]
+    if not (manifest.reference or {}).get("features"):
+        get_task("classify").finish_bundle(best, train=train, val=val, device="cpu")
+    return train, val
+
+
 class FeatureReference:
-    """Embedding-space statistics of training images: the kNN bank and a feature Mahalanobis detector."""
+    """Embedding-space statistics: the bundle's stored kNN bank (its rows are ``draw(train)``, so their
+    labels are known here), a feature Mahalanobis detector fitted on it (half fits, half calibrates), and
+    the validation images' features and logit scores (what kNN records are calibrated on)."""
 
-    def __init__(self, model, train: list[Path]) -> None:
-        from recog.monitor.reference import fit_detector, mahalanobis
+    def __init__(self, model, train: list[Path], val: list[Path]) -> None:
+        from recog.monitor.features import draw, read_bank
+        from recog.monitor.reference import combined, fit_detector, mahalanobis
 
+        c = len(model.labels)
+        self.record = model.manifest.reference["features"]
+        self.bank = read_bank(model.manifest, self.record)
         index = {name: i for i, name in enumerate(model.labels)}
-        emb = model.embed([str(p) for p in train], batch_size=64)
-        y = np.array([index[p.parent.name] for p in train])
-        half = len(train) // 2
-        self.bank = emb
-        det = fit_detector(emb[:half], y[:half], len(model.labels))   # lists (as stored in recog.json) ...
-        self.detector = {k: np.asarray(v) if isinstance(v, list) else v for k, v in det.items()}  # ... read once
-        held = mahalanobis(emb[half:], self.detector)
+        y = np.array([index[Path(p).parent.name] for p in draw(train)])
+        half = len(self.bank) // 2
+        det = fit_detector(self.bank[:half], y[:half], c)
+        self.detector = {k: np.asarray(v) if isinstance(v, list) else v for k, v in det.items()}
+        held = mahalanobis(self.bank[half:], self.detector)
         med = float(np.median(held))
         self.spread = (med, 1.4826 * float(np.median(np.abs(held - med))) or 1.0)
+        wide = model.outputs_many([str(p) for p in val], batch_size=64, infer=model.infer_wide)[0]
+        self.val_features = wide[:, c:]
+        self.val_logit_score = combined(wide[:, :c], model.manifest.reference["detector"], model.manifest.temperature)
 
-    def scores(self, emb: np.ndarray) -> dict[str, np.ndarray]:
+    def scores(self, features: np.ndarray, logit_score: np.ndarray) -> dict[str, np.ndarray]:
+        from recog.monitor.features import fit_features, raw_score
         from recog.monitor.reference import mahalanobis
 
-        m = mahalanobis(emb, self.detector)
-        return {"kNN cosine (features)": -np.sort(emb @ self.bank.T, axis=1)[:, -10],
-                "mahalanobis (features)": m, "_feature_z": (m - self.spread[0]) / self.spread[1]}
+        out = {}
+        for k in KS:
+            for rule, name in (("knn", "kNN cosine (features)"), ("knn+logits", "kNN + logits (larger z)")):
+                rec = fit_features(self.bank, self.val_features, self.val_logit_score, k=k, rule=rule)
+                out[f"{name}, k={k}"] = raw_score(features, logit_score, self.bank, rec)
+        m = mahalanobis(features, self.detector)
+        out["mahalanobis (features)"] = m
+        out["logits + feature mahalanobis"] = np.maximum(logit_score, (m - self.spread[0]) / self.spread[1])
+        return out
+
+
+#: kNN neighbours measured (the bundle stores K = recog.monitor.features.K).
+KS = (1, 3, 5, 10)
 
 
 def _scores(model, paths: list[Path], features: FeatureReference) -> dict[str, np.ndarray]:
+    from recog.monitor.ood import METHOD, ood_scores
     from recog.monitor.reference import combined, energy, mahalanobis
-    from recog.monitor.ood import ood_scores
 
-    raw, kept, _ = model.outputs_many([str(p) for p in paths], batch_size=64)
-    det = model.manifest.raw["reference"]["detector"]
+    c = len(model.labels)
+    wide, kept, _ = model.outputs_many([str(p) for p in paths], batch_size=64, infer=model.infer_wide)
+    raw = wide[:, :c]
+    det = model.manifest.reference["detector"]
     t = model.manifest.temperature
     z = raw / t
     msp = 1.0 / np.exp(z - z.max(axis=1, keepdims=True)).sum(axis=1)
-    out = {"ood (bundle score)": ood_scores(raw, model.manifest)[0], "mahalanobis (logits)": mahalanobis(raw, det),
-           "energy": energy(raw, t), "max-softmax": 1.0 - msp}
-    out.update(features.scores(model.embed([str(paths[i]) for i in kept], batch_size=64)))
-    out["logits + features (larger z)"] = np.maximum(combined(raw, det, t), out.pop("_feature_z"))
+    default, _, method = ood_scores(wide, model.manifest)
+    logit_only, _, logit_method = ood_scores(raw, model.manifest)
+    assert not method.startswith(METHOD) and logit_method.startswith(METHOD)
+    out = {"ood (bundle default)": default, "ood (logits only)": logit_only,
+           "mahalanobis (logits)": mahalanobis(raw, det), "energy": energy(raw, t), "max-softmax": 1.0 - msp}
+    out.update(features.scores(wide[:, c:], combined(raw, det, t)))
     return out
 
 
@@ -99,11 +142,12 @@ def _scoring_cost_us(model, features: FeatureReference, image: Path, repeats: in
     from recog.monitor.ood import ood_scores
     from recog.monitor.reference import mahalanobis
 
-    raw, _, _ = model.outputs_many([str(image)])
-    emb = model.embed([str(image)])
-    costs = {"logits (bundle score)": lambda: ood_scores(raw, model.manifest),
-             "mahalanobis (features)": lambda: mahalanobis(emb, features.detector),
-             "kNN cosine (features)": lambda: np.sort(emb @ features.bank.T, axis=1)}
+    wide, _, _ = model.outputs_many([str(image)], infer=model.infer_wide)
+    c = len(model.labels)
+    ood_scores(wide, model.manifest)  # reads the bank once
+    costs = {"logits only": lambda: ood_scores(wide[:, :c], model.manifest),
+             f"bundle default ({features.record['rows']} stored features)": lambda: ood_scores(wide, model.manifest),
+             "mahalanobis (features)": lambda: mahalanobis(wide[:, c:], features.detector)}
     return {k: 1e6 * min(timeit.repeat(f, number=repeats, repeat=3)) / repeats for k, f in costs.items()}
 
 
@@ -117,24 +161,28 @@ def _chosen_threshold(s_in: np.ndarray, s_out: np.ndarray) -> dict[str, float]:
             "tpr_held_out": float(np.mean(s_out[1::2] > t)), "fpr_held_out": float(np.mean(s_in[1::2] > t))}
 
 
-def _report(name: str, model, ind: list[Path], oods: dict[str, list[Path]], train: list[Path]) -> dict:
+def _report(name: str, best: Path, data: Path, ind: list[Path], oods: dict[str, list[Path]]) -> dict:
+    import recog
     from sklearn.metrics import roc_auc_score, roc_curve
 
-    rng = np.random.default_rng(0)
-    train = [train[i] for i in rng.permutation(len(train))[:1000]]
-    features = FeatureReference(model, train)
+    train, val = _ensure_features(best, data)
+    model = recog.load(best, backend="torch")
+    features = FeatureReference(model, train, val)
     s_in = _scores(model, ind, features)
-    thr = model.manifest.raw["reference"]["detector"]["threshold"]
-    results = {"in_distribution_flagged": float(np.mean(s_in["ood (bundle score)"] > thr)), "pairs": {},
+    default = "ood (bundle default)"
+    thr = model.manifest.reference["features"]["threshold"]
+    results = {"method": model.predict(str(ind[0])).ood.method, "k": features.record["k"],
+               "stored_features": features.record["rows"],
+               "in_distribution_flagged": float(np.mean(s_in[default] > thr)), "pairs": {},
                "scoring_us": _scoring_cost_us(model, features, ind[0])}
     print(f"\n[{name}] in-distribution: {len(ind)} images, flagged unknown at the bundle threshold "
-          f"{thr}: {100 * results['in_distribution_flagged']:.1f}%")
+          f"{thr}: {100 * results['in_distribution_flagged']:.1f}%; default: {results['method']}")
     print("  scoring cost per image (us, after the forward pass): "
           + ", ".join(f"{k} {v:.0f}" for k, v in results["scoring_us"].items()))
     for oname, opaths in oods.items():
         s_out = _scores(model, opaths, features)
-        row = {"images": len(opaths), "flagged": float(np.mean(s_out["ood (bundle score)"] > thr)),
-               "chosen_threshold": _chosen_threshold(s_in["ood (bundle score)"], s_out["ood (bundle score)"])}
+        row = {"images": len(opaths), "flagged": float(np.mean(s_out[default] > thr)),
+               "chosen_threshold": _chosen_threshold(s_in[default], s_out[default])}
         c = row["chosen_threshold"]
         print(f"  vs {oname} ({len(opaths)} images): flagged unknown {100 * row['flagged']:.1f}%; threshold chosen "
               f"with this OOD set {c['threshold']:.4f}: TPR {100 * c['tpr_held_out']:.1f}%, FPR "
@@ -144,7 +192,7 @@ def _report(name: str, model, ind: list[Path], oods: dict[str, list[Path]], trai
             s = np.r_[s_in[method], s_out[method]]
             fpr, tpr, _ = roc_curve(y, s)
             row[method] = {"auroc": float(roc_auc_score(y, s)), "fpr_at_95tpr": float(fpr[np.searchsorted(tpr, 0.95)])}
-            print(f"    {method:26s} AUROC {row[method]['auroc']:.4f}   FPR@95%TPR {row[method]['fpr_at_95tpr']:.4f}")
+            print(f"    {method:34s} AUROC {row[method]['auroc']:.4f}   FPR@95%TPR {row[method]['fpr_at_95tpr']:.4f}")
         results["pairs"][oname] = row
     return results
 
@@ -169,21 +217,15 @@ def main() -> None:
     out = {}
     pairs = args.pairs.split(",")
     if "digits" in pairs:
-        import recog
-
         best = _train(work, "digits", mnist / "train", model="resnet-tiny", epochs=args.epochs, batch_size=64,
                       lr=3e-3, augment="light", hflip=False, test_split=0.0)
-        out["digits"] = _report("digits (resnet-tiny, MNIST)", recog.load(best, backend="torch"), digits_test,
-                                {"clothing photos": clothing_test, "BCCD photos": bccd},
-                                sorted((mnist / "train").rglob("*.png")))
+        out["digits"] = _report("digits (resnet-tiny, MNIST)", best, mnist / "train", digits_test,
+                                {"clothing photos": clothing_test, "BCCD photos": bccd})
     if "clothing" in pairs:
-        import recog
-
         best = _train(work, "clothing", clothing, model="efficientnet-lite0", epochs=args.clothing_epochs,
                       batch_size=32, lr=3e-3, strategy="linear")
-        out["clothing"] = _report("clothing (efficientnet-lite0)", recog.load(best, backend="torch"), clothing_test,
-                                  {"MNIST digits": digits_test, "BCCD photos": bccd},
-                                  sorted(p for p in (clothing / "train").rglob("*") if p.is_file() and p.suffix.lower() in (".jpg", ".jpeg", ".png")))
+        out["clothing"] = _report("clothing (efficientnet-lite0)", best, clothing, clothing_test,
+                                  {"MNIST digits": digits_test, "BCCD photos": bccd})
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
 
