@@ -111,6 +111,9 @@ def test_torch_and_onnx_backends_agree_on_the_score(exported, digits_tree, photo
     assert np.abs(_scores(onnx_r) - _scores(torch_r)).max() < 1e-3
     assert [r.ood.unknown for r in onnx_r] == [r.ood.unknown for r in torch_r]
     assert int8_r[0].ood.method.startswith(KNN)
+    exports = json.loads((exported / "recog.json").read_text())["exports"]
+    assert exports["onnx"]["parity"]["features_min_cosine"] > 0.9999          # recorded by the export check
+    assert 0.5 < exports["onnx-int8"]["parity"]["features_min_cosine"] <= 1.0
     assert all(r.ood.unknown for r in int8_r[-len(photos):])       # int8 features still tell photos apart
 
 

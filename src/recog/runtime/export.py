@@ -158,6 +158,7 @@ def export_bundle(path: str | Path, *, quantize: str | None = None, calibration:
     model = task.load(manifest)
     with torch.inference_mode():
         reference = batched(val.x, lambda b: task.forward(model, torch.from_numpy(b)).float().numpy())
+        ref_features = _torch_features(task, model, val.x)
     result = ExportResult(path)
     common = {"validation": val.describe(), "max_drop_points": max_drop, "onnxruntime": ort.__version__,
               "torch": torch.__version__.split("+")[0]}
@@ -171,6 +172,10 @@ def export_bundle(path: str | Path, *, quantize: str | None = None, calibration:
             session = create_session(tmp, threads)
             outputs = batched(val.x, lambda b: session.run(None, {"pixel_values": b})[0])
             parity = task.parity(reference, outputs, val.y)
+            if ref_features is not None and "features" in [o.name for o in session.get_outputs()]:
+                # the OOD score's embedding distance (recog.monitor.features): recorded, not judged
+                feats = batched(val.x, lambda b: session.run(["features"], {"pixel_values": b})[0])
+                parity["features_min_cosine"] = round(float((feats * ref_features).sum(axis=1).min()), 6)
             refused = task.judge(parity, max_drop=max_drop, atol_rel=atol_rel)
             entry.update(verified=refused is None, parity=parity, bytes=tmp.stat().st_size, created=utc_now(),
                          **common)
@@ -202,6 +207,16 @@ def export_bundle(path: str | Path, *, quantize: str | None = None, calibration:
         say("timing verified backends at batch 1 ...")
         result.latency_ms = rank_backends(path, threads=threads, example=val.x[:1])
     return result
+
+
+def _torch_features(task: Any, model: Any, x: np.ndarray) -> np.ndarray | None:
+    """The pooled features ``task.forward_features`` gives beside its output (classify), else None."""
+    import torch
+
+    both = getattr(task, "forward_features", None)
+    if both is None or len(x) == 0 or both(model, torch.from_numpy(x[:1]))[1] is None:
+        return None
+    return batched(x, lambda b: both(model, torch.from_numpy(b))[1].numpy())
 
 
 def _summary(name: str, parity: dict[str, Any]) -> str:
