@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -52,6 +53,27 @@ def classification_from_dict(d: dict[str, Any]) -> Classification:
     ood = d.get("ood")
     return Classification(top=top, source=d.get("source"),
                           ood=OutOfDistribution(ood["score"], ood["unknown"], ood["threshold"], ood["method"]) if ood else None)
+
+
+def result_from_dict(d: dict[str, Any]) -> Any:
+    """The typed result a prediction's JSON stands for, by its fields (the task's ``to_dict`` inverted):
+    ``top`` → :class:`~recog.types.Classification`, ``verdict`` → :class:`~recog.types.AnomalyResult`,
+    ``boxes`` → :class:`~recog.detect.result.Detections`."""
+    if "top" in d:
+        return classification_from_dict(d)
+    size = tuple(d["image_size"]) if d.get("image_size") else None
+    if "verdict" in d:
+        from recog.types import AnomalyResult
+
+        return AnomalyResult(score=float(d["score"]), threshold=d.get("threshold"),
+                             boxes=tuple(tuple(map(float, b)) for b in d["boxes"]),
+                             scores=tuple(map(float, d["scores"])), image_size=size, source=d.get("source"))
+    if "boxes" in d:
+        from recog.detect.result import Detections
+
+        return Detections(d["boxes"], d["scores"], d["class_ids"], d["labels"], image_size=size,
+                          source=d.get("source"))
+    raise errors.ServiceError(f"the service answered a prediction this client cannot read (fields: {sorted(d)}).")
 
 
 def embedding_from_dict(d: dict[str, Any]) -> Embedding:
@@ -139,19 +161,27 @@ class Client:
         """Served models with their metadata (labels, input size, metrics, backend, version)."""
         return self._request("GET", "/v1/models")["models"]
 
-    def predict(self, image: str | os.PathLike | bytes, *, model: str | None = None, top_k: int = 5) -> Classification:
-        """Classify one image (path or bytes) on the service.
+    def predict(self, image: str | os.PathLike | bytes, *, model: str | None = None, top_k: int = 5,
+                min_score: float | None = None, threshold: float | None = None) -> Any:
+        """Run one image (path or bytes) through a served model: a :class:`~recog.types.Classification`,
+        :class:`~recog.detect.result.Detections` or :class:`~recog.types.AnomalyResult` by the model's task.
+
+        Args:
+            min_score: detect models: lowest box score kept (the service refuses it for other tasks).
+            threshold: anomaly models: score above which the image fails.
 
         Raises:
             recog.errors.ImageError (and subclasses): the service refused the image.
             recog.errors.RecogError: AuthError, NotFoundError, OverloadedError or ServiceError, by the answer's code.
         """
         filename, data = _image_part(image)
-        body = self._request("POST", f"/v1/models/{self._model(model)}:predict", params={"top_k": top_k},
+        params = {k: v for k, v in (("top_k", top_k), ("min_score", min_score), ("threshold", threshold))
+                  if v is not None}
+        body = self._request("POST", f"/v1/models/{self._model(model)}:predict", params=params,
                              files={"image": (filename, data, "application/octet-stream")})
-        result = classification_from_dict(body["predictions"][0])
+        result = result_from_dict(body["predictions"][0])
         if not isinstance(image, (bytes, bytearray, memoryview)):
-            result = Classification(top=result.top, source=str(image), ood=result.ood)
+            result = replace(result, source=str(image))
         return result
 
     def embed(self, image: str | os.PathLike | bytes, *, model: str | None = None) -> Embedding:
@@ -172,8 +202,9 @@ class Client:
         return result
 
     def predict_many(self, paths: Iterable[str | os.PathLike], *, model: str | None = None, top_k: int = 5,
-                     concurrency: int = 4) -> list[Classification | PredictionFailure]:
-        """Classify files, ``concurrency`` requests at a time (the server batches them).
+                     concurrency: int = 4, **options: Any) -> list[Any]:
+        """:meth:`predict` for files (``options``: its ``min_score``, ``threshold``), ``concurrency`` requests
+        at a time (the server batches them).
 
         A file the service refuses (not an image, corrupt, too large) becomes a
         :class:`PredictionFailure`; other errors (auth, unreachable) raise.
@@ -181,9 +212,9 @@ class Client:
         paths = [str(p) for p in paths]
         name = self._model(model)
 
-        def one(path: str) -> Classification | PredictionFailure:
+        def one(path: str) -> Any:
             try:
-                return self.predict(path, model=name, top_k=top_k)
+                return self.predict(path, model=name, top_k=top_k, **options)
             except errors.ImageError as exc:
                 return PredictionFailure(path, exc.code, str(exc))
             except errors.InvalidInputError as exc:  # e.g. empty file → 400 from the service

@@ -72,3 +72,42 @@ def test_prediction_log_leaves_detect_answers_unlogged(tiny_detector, shapes_voc
         assert "boxes" in r.json()["predictions"][0] and "prediction_id" not in r.json()["predictions"][0]
         health = c.get("/health").json()
     assert health["status"] == "ok" and health["prediction_log"]["written"] == 0
+
+
+def test_the_python_client_and_predict_server_read_boxes_from_a_running_service(tiny_detector, tiny_bundle, shapes_voc,
+                                                                               tmp_path, capsys):
+    """A real `recog serve` process with a detector and a classifier: `Client.predict` gives the task's typed result
+    (Detections equal to the local ones), `recog predict --server --min-score` prints boxes, and --min-score
+    against the classifier is refused in one line before any upload."""
+    import json
+
+    import recog
+    from recog.detect.result import Detections
+    from recog.types import Classification
+    from tests.cli.test_cli_end_to_end import run_cli
+    from tests.serve.conftest import ServerProcess
+
+    image = sorted((shapes_voc / "JPEGImages").glob("*.png"))[1]
+    server = ServerProcess([str(tiny_detector), "--name", "shapes", str(tiny_bundle), "--name", "tiny"],
+                           env={"RECOG_FACES_DB": str(tmp_path / "faces.db")})
+    try:
+        server.wait_ready()
+        client = recog.Client(server.url)
+        remote = client.predict(image, model="shapes", min_score=0.05)
+        local = recog.load(tiny_detector).predict(image, min_score=0.05)
+        assert isinstance(remote, Detections) and remote.source == str(image) and len(remote) == len(local) > 0
+        assert remote.labels == local.labels and remote.image_size == local.image_size
+        np.testing.assert_allclose(remote.boxes, local.boxes, atol=0.2)
+        assert isinstance(client.predict(image, model="tiny"), Classification)
+
+        code, stdout, stderr = run_cli(["predict", "--server", server.url, "--model", "shapes", "--min-score", "0.05",
+                                        "--format", "jsonl", image], capsys)
+        assert code == 0, stderr
+        printed = json.loads(stdout.splitlines()[0])
+        assert printed["labels"] == list(local.labels) and len(printed["boxes"]) == len(local)
+
+        code, _, stderr = run_cli(["predict", "--server", server.url, "--model", "tiny", "--min-score", "0.5", image],
+                                  capsys)
+        assert code != 0 and "'classify' model" in stderr and "--min-score" in stderr
+    finally:
+        server.stop()

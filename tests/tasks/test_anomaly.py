@@ -304,3 +304,30 @@ def test_real_pcb_defects_are_where_the_heatmap_peaks(tmp_path):
         boxes = np.loadtxt(PCB / "group92000" / "92000_not" / f"{s}.txt", ndmin=2)[:, :4]
         margin = 16  # pixels of the 640 px image: the heatmap's smoothing moves a peak by a few pixels
         assert any(x1 - margin <= x <= x2 + margin and y1 - margin <= y <= y2 + margin for x1, y1, x2, y2 in boxes)
+
+
+def test_the_python_client_reads_verdicts_and_regions_from_a_running_service(fitted, model, parts, tmp_path, capsys):
+    """A real `recog serve` process: `Client.predict` gives an AnomalyResult equal to the local one (a higher
+    `threshold=` turns the failing part into a pass), and `recog predict --server --threshold` prints it."""
+    import recog
+    from recog.types import AnomalyResult
+    from tests.cli.test_cli_end_to_end import run_cli
+    from tests.serve.conftest import ServerProcess
+
+    defect = sorted((parts["root"] / "test" / "spot").iterdir())[0]
+    local = model.predict(str(defect))
+    server = ServerProcess([str(fitted), "--name", "parts"], env={"RECOG_FACES_DB": str(tmp_path / "faces.db")})
+    try:
+        server.wait_ready()
+        remote = recog.Client(server.url).predict(defect)
+        assert isinstance(remote, AnomalyResult) and remote.source == str(defect)
+        assert remote.verdict == local.verdict == "fail" and remote.score == pytest.approx(local.score, rel=1e-4)
+        np.testing.assert_allclose(remote.boxes, local.boxes, atol=0.2)
+        lenient = recog.Client(server.url).predict(defect, threshold=local.score * 2)
+        assert lenient.verdict == "pass" and lenient.boxes == ()
+        code, stdout, stderr = run_cli(["predict", "--server", server.url, "--threshold", str(local.score * 2),
+                                        "--format", "jsonl", defect], capsys)
+        assert code == 0, stderr
+        assert json.loads(stdout.splitlines()[0])["verdict"] == "pass"
+    finally:
+        server.stop()

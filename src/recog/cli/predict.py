@@ -75,15 +75,18 @@ def register(app: typer.Typer) -> None:
             bundle, items = args[0], args[1:]
         else:
             bundle, items = None, args
-            if draw is not None or threshold is not None:
-                raise typer.BadParameter("--draw and --threshold work on a local bundle; predict locally")
+            if draw is not None:
+                raise typer.BadParameter("--draw works on a local bundle; predict locally")
         paths, missing = expand_inputs(items)
         results: list = []
         if paths:
             if server is not None:
                 from recog.client import Client
 
-                results = Client(server, api_key=api_key).predict_many(paths, model=model_name, top_k=top_k)
+                client = Client(server, api_key=api_key)
+                _check_served_task(client, model_name, server, min_score=min_score, threshold=threshold)
+                results = client.predict_many(paths, model=model_name, top_k=top_k, min_score=min_score,
+                                              threshold=threshold)
             else:
                 import recog
 
@@ -117,3 +120,21 @@ def register(app: typer.Typer) -> None:
                 console.print(f"[red]failed[/] {f.source}: {f.detail}")
             console.print(f"{len(failures)} of {len(results)} input(s) failed")
             raise typer.Exit(1)
+
+
+def _check_served_task(client, model_name: str | None, server: str, **options) -> None:
+    """``--min-score`` / ``--threshold`` against a served model of another task: one line before any upload."""
+    from types import SimpleNamespace
+
+    from recog.tasks import require_task
+
+    if all(v is None for v in options.values()):
+        return
+    served = {m["name"]: m for m in client.models()}
+    name = model_name or next((n for n, m in served.items() if m.get("default")), next(iter(served), None))
+    if name not in served:
+        return  # the request names the model the service does not have: its answer says so
+    info = SimpleNamespace(task=served[name].get("task"), path=f"{server} model {name!r}")
+    for option, task, flag in (("min_score", "detect", "--min-score"), ("threshold", "anomaly", "--threshold")):
+        if options[option] is not None:
+            require_task(info, task, command=f"recog predict --server {flag}")
