@@ -105,15 +105,17 @@ def test_errors_are_one_line_with_exit_codes(tmp_path, capsys, tiny_bundle):
 
 def test_interrupt_saves_last_and_resume_continues(digits_tree, tmp_path):
     out = tmp_path / "run"
+    # its own process group, signalled as a whole: what Ctrl-C on a terminal does (data-loader workers included)
     proc = subprocess.Popen([sys.executable, "-m", "recog", "train", str(digits_tree), *FAST, "--epochs", "200",
-                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if (out / "metrics.csv").is_file() and len((out / "metrics.csv").read_text().splitlines()) >= 3:
             break
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "resume with" in err
     state = json.loads((out / "last" / "train_state.json").read_text())
