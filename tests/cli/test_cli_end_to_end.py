@@ -105,10 +105,11 @@ def test_errors_are_one_line_with_exit_codes(tmp_path, capsys, tiny_bundle):
 
 def test_interrupt_saves_last_and_resume_continues(digits_tree, tmp_path):
     out = tmp_path / "run"
-    # its own process group, signalled as a whole: what Ctrl-C on a terminal does (data-loader workers included)
+    # its own process group, signalled as a whole: what Ctrl-C on a terminal does (data-loader workers included);
+    # SIGINT at its default even when the test run itself was started in the background (`cmd &` ignores it)
     proc = subprocess.Popen([sys.executable, "-m", "recog", "train", str(digits_tree), *FAST, "--epochs", "200",
                              "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if (out / "metrics.csv").is_file() and len((out / "metrics.csv").read_text().splitlines()) >= 3:

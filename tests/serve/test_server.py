@@ -181,8 +181,13 @@ def test_sigterm_drains_in_flight_requests_then_exits_0(tiny_bundle, photos):
 
 def test_sigterm_loses_no_request_of_keep_alive_clients(tiny_bundle, photos):
     """16 keep-alive clients hammer the server; on SIGTERM (no drain delay: the listener closes at once)
-    each either gets an answer (marked Connection: close, so it reconnects) or finds the port closed
-    (connection refused: its request was never sent). None has a request reset on a reused connection."""
+    each either gets an answer (marked Connection: close, so it reconnects) or finds the port closed.
+    None has a request lost on a reused keep-alive connection: that is what the drain guarantees.
+
+    A *new* connection can also meet the closing listener after the kernel completed its handshake but
+    before the service accepted it (the accept backlog is reset when the listener closes, which a loaded
+    machine makes likely): the client sees a reset, its request never reached the service, the same
+    outcome as a refused connection. No server can avoid that race; clients retry."""
     import time
 
     n_clients, warm_requests = 16, 3
@@ -192,6 +197,7 @@ def test_sigterm_loses_no_request_of_keep_alive_clients(tiny_bundle, photos):
 
     def hammer() -> dict:
         seen = {"statuses": [], "closes": 0, "lost": [], "refused": False}
+        reused = False  # whether the next request goes on a connection that already carried an answer
         with httpx.Client(timeout=30) as client:
             end = time.monotonic() + 90  # bounded even if the server never stops
             while time.monotonic() < end:
@@ -201,11 +207,17 @@ def test_sigterm_loses_no_request_of_keep_alive_clients(tiny_bundle, photos):
                 except httpx.ConnectError:
                     seen["refused"] = True  # the listener is closed: nothing was sent
                     break
-                except httpx.TransportError as exc:  # sent, and lost with the connection
-                    seen["lost"].append(repr(exc))
+                except httpx.TransportError as exc:
+                    if not reused:  # a new connection reset by the closing listener: never reached the service
+                        seen["refused"] = True
+                        break
+                    seen["lost"].append(repr(exc))  # sent on a kept-alive connection, and lost with it
+                    reused = False
                     continue
                 seen["statuses"].append(r.status_code)
-                seen["closes"] += r.headers.get("connection", "").lower() == "close"
+                closing = r.headers.get("connection", "").lower() == "close"
+                seen["closes"] += closing
+                reused = not closing
                 if len(seen["statuses"]) == warm_requests:
                     warmed.release()
         return seen
