@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import os
 import signal
 import subprocess
@@ -166,7 +167,7 @@ def test_the_page_shows_the_live_stream(tiny_bundle, tmp_path):
     chromium = "/usr/bin/chromium"
     if not os.path.exists(chromium):
         pytest.skip(f"{chromium} not found; run `python scripts/ensure_chromium.py` (make test does)")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     live = LiveProcess(tiny_bundle, tmp_path)
     try:
@@ -179,9 +180,10 @@ def test_the_page_shows_the_live_stream(tiny_bundle, tmp_path):
             page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
             page.goto(live.url + "/#video")
             page.wait_for_selector("#stream option[value='door']", state="attached", timeout=15_000)
-            page.wait_for_function("document.getElementById('live-frame').src.startsWith('blob:')", timeout=15_000)
-            page.wait_for_function("/door: [3-9]\\d* frames|door: \\d{2,} frames/.test("
-                                   "document.getElementById('live-info').textContent)", timeout=15_000)
+            # locator assertions poll from Python: a string predicate would be eval'd, which the page's CSP forbids
+            expect(page.locator("#live-frame")).to_have_attribute("src", re.compile(r"^blob:"), timeout=15_000)
+            expect(page.locator("#live-info")).to_have_text(re.compile(r"door: ([3-9]\d*|\d{2,}) frames"),
+                                                            timeout=15_000)
             assert page.locator("#drop").is_hidden() and page.locator("#error").is_hidden()
             width = page.evaluate("document.getElementById('live-frame').naturalWidth")
             page.select_option("#mode", "classify")                # leaving the mode stops reading the stream
