@@ -84,27 +84,21 @@ class FaceFrameModel:
         from recog.detect.result import Detections
 
         if self.recognizer is None:
-            found, vectors = self.analyzer.detect(image), None
-        else:
-            detections, vectors = self.analyzer.analyze(image)
-            found = detections.faces
+            found, people = list(self.analyzer.detect(image)), None
+        else:  # detect, embed and search the collection in one call (one index lookup per frame)
+            faces = self.recognizer.identify(image, collection=self.collection, threshold=self.threshold).faces
+            found = [f.face for f in faces]
+            people = [f.matches[0].person if f.matches else UNKNOWN for f in faces]
         boxes = np.array([f.box for f in found], np.float32).reshape(-1, 4)
         scores = 1.0 / (1.0 + np.exp(-np.array([f.score for f in found], np.float64)))
         keep = np.flatnonzero(scores >= (min_score or 0.0))
-        ids = np.zeros(len(keep), np.int64) if vectors is None else self._identify(vectors[keep])
+        ids = np.zeros(len(keep), np.int64) if people is None else self._label_ids([people[i] for i in keep])
         return Detections(boxes[keep], scores[keep], ids, [self.labels[i] for i in ids],
                           image_size=(image.shape[1], image.shape[0]), all_labels=self.labels)
 
-    def _identify(self, vectors: np.ndarray) -> np.ndarray:
-        """Index into :attr:`labels` of each embedding's person (0: unknown)."""
-        if not len(vectors):
-            return np.zeros(0, np.int64)
-        ids = []
-        for vector in vectors:
-            matches, _ = self.recognizer.identify_embedding(vector, collection=self.collection,
-                                                             threshold=self.threshold)
-            person = matches[0].person if matches else UNKNOWN
-            if person not in self.labels:  # enrolled while the video runs
+    def _label_ids(self, people: list[str]) -> np.ndarray:
+        """Index into :attr:`labels` of each person (0: unknown); someone enrolled while the video runs is added."""
+        for person in people:
+            if person not in self.labels:
                 self.labels = (*self.labels, person)
-            ids.append(self.labels.index(person))
-        return np.array(ids, np.int64)
+        return np.array([self.labels.index(p) for p in people], np.int64)
