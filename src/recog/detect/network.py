@@ -50,7 +50,7 @@ from recog.errors import ConfigError
 STRIDES = (8, 16, 32)
 #: FCOS's size ranges per level (``max(l, t, r, b)`` of a location inside the box), in input pixels.
 SIZE_RANGES = ((0.0, 64.0), (64.0, 128.0), (128.0, float("inf")))
-DEFAULT_IMAGE_SIZE = 320
+DEFAULT_IMAGE_SIZE = 448
 #: stem and first 5 blocks (strides 2-8: 0.6 vs 1.0 CPU-s per training image at 320 px with 3) keep ImageNet weights
 FROZEN_BLOCKS = 5
 _PRIOR = 0.01  # initial foreground probability of the class logits (focal loss's prior)
