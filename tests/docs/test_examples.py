@@ -2,8 +2,8 @@
 
 Runnable examples run as a user would paste them: shell blocks with ``bash -e`` and ``recog``
 on PATH, Python blocks with this interpreter, each in a fresh folder holding the files its
-``<!-- run: ... -->`` comment asks for (tests/docs/fixtures.py). HOME and RECOG_CACHE point
-into the test's temporary folders, so nothing is written outside them.
+``<!-- run: ... -->`` comment asks for (tests/docs/fixtures.py). HOME (one per example) and RECOG_CACHE
+(shared) point into the test's temporary folders, so nothing is written outside them.
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,6 +29,7 @@ for _b in BLOCKS:
 RUNNABLE = [same[0] for same in _UNIQUE.values()]
 RUNNABLE_IDS = ["+".join(b.id for b in same) for same in _UNIQUE.values()]
 TIMEOUT_S = 180
+WORKERS = max(1, min(4, os.cpu_count() or 1))
 
 
 def test_every_example_runs_or_says_why_not():
@@ -84,25 +87,54 @@ def example_env(request, tmp_path_factory) -> tuple[dict[str, str], Path]:
     for name, suite_fixture in SUITE_FIXTURES.items():
         (root / "fixture-cache" / name).symlink_to(request.getfixturevalue(suite_fixture), target_is_directory=True)
     env = dict(os.environ)
-    env.update(HOME=str(root / "home"), RECOG_CACHE=str(root / "recog-cache"), HF_HUB_OFFLINE="1",
+    env.update(RECOG_CACHE=str(root / "recog-cache"), HF_HUB_OFFLINE="1",
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
                OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "1"), NO_COLOR="1", COLUMNS="120")
-    (root / "home").mkdir()
     return env, root / "fixture-cache"
 
 
-@pytest.mark.parametrize("block", RUNNABLE, ids=RUNNABLE_IDS)
-def test_example_runs(block: Block, example_env, tmp_path):
-    env, cache = example_env
-    try:
-        build(block.fixtures, tmp_path, cache)
-    except Missing as exc:
-        pytest.skip(str(exc))
+def _run(block: Block, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     if block.lang in PYTHON:
         cmd = [sys.executable, "-c", block.code]
     else:
         cmd = ["bash", "-e", "-o", "pipefail", "-c", block.code]
     assert block.lang in EXECUTABLE
-    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+
+
+@pytest.fixture(scope="module")
+def example_runs(request, example_env, tmp_path_factory):
+    """The selected examples started at once, WORKERS at a time, each in its own folder: ``{block.id: Future | Missing}``.
+
+    An example is one single-threaded process that spends most of its time importing torch (and
+    transformers for the tiny bundle), so running them side by side takes the wall time of the
+    section down by about the number of cores. Fixtures are built here, one after another (they share a cache).
+    """
+    env, cache = example_env
+    runs: dict[str, Any] = {}
+    selected = {item.callspec.params["block"].id for item in request.session.items
+                if getattr(item, "originalname", None) == "test_example_runs"}
+    with ThreadPoolExecutor(WORKERS) as pool:
+        for block in (b for b in RUNNABLE if b.id in selected):
+            cwd = tmp_path_factory.mktemp("example")
+            try:
+                build(block.fixtures, cwd, cache)
+            except Missing as exc:
+                runs[block.id] = exc
+                continue
+            home = tmp_path_factory.mktemp("home")  # named indexes and face collections: one home each
+            runs[block.id] = pool.submit(_run, block, cwd, {**env, "HOME": str(home)})
+        yield runs
+        for future in runs.values():
+            if isinstance(future, Future):
+                future.cancel()
+
+
+@pytest.mark.parametrize("block", RUNNABLE, ids=RUNNABLE_IDS)
+def test_example_runs(block: Block, example_runs):
+    run = example_runs[block.id]
+    if isinstance(run, Missing):
+        pytest.skip(str(run))
+    done = run.result()
     assert done.returncode == 0, (f"{block.id} exited {done.returncode}\n--- code\n{block.code}"
                                   f"--- stdout\n{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-3000:]}")

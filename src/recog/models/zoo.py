@@ -46,5 +46,10 @@ def preset_bundle(name: str) -> Path:
         return folder
     labels = preset.native.labels()
     created = create_model(name, labels, weights="pretrained")
-    return save_bundle(folder, created.model.eval(), labels=labels, preprocessing=created.preprocessing,
-                       source_model=name, extra={"weights": "pretrained", "metrics": {}})
+    try:
+        return save_bundle(folder, created.model.eval(), labels=labels, preprocessing=created.preprocessing,
+                           source_model=name, extra={"weights": "pretrained", "metrics": {}})
+    except OSError:
+        if (folder / MANIFEST).is_file():  # another process's first use wrote it while this one did
+            return folder
+        raise
