@@ -1,6 +1,7 @@
 """Shared fixtures: tiny bundles, real photographs shipped by installed packages.
 
-No network: the Hugging Face Hub is forced offline for the whole suite.
+No network: the Hugging Face Hub is forced offline for the whole suite. The suite's own process
+keeps freed tensor memory, as the ``recog`` command does (:mod:`recog.runtime.allocator`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+from recog.runtime.allocator import keep_freed_memory  # noqa: E402
+
+keep_freed_memory()
 
 
 @pytest.fixture(scope="session")

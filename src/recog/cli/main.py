@@ -44,6 +44,9 @@ def fail(message: str, code: int = 1) -> "typer.Exit":
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, mapping library errors to messages and exit codes."""
+    from recog.runtime.allocator import keep_freed_memory
+
+    keep_freed_memory()
     try:
         app(args=argv, prog_name="recog")
     except RecogError as exc:
