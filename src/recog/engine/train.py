@@ -201,6 +201,9 @@ def train(config: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
         >>> from recog.engine.config import load_config
         >>> train(load_config({"data": "data/", "model": "resnet-18", "epochs": 5}))  # doctest: +SKIP
     """
+    from recog.runtime.allocator import keep_freed_memory
+
+    keep_freed_memory()
     run_dir = Path(config.out)
     if (run_dir / "last").exists():
         raise ConfigError(f"{run_dir} already holds a run.",

@@ -215,7 +215,9 @@ def load(path: str | Path, *, backend: str = "auto", **options: Any) -> Predicto
         :func:`recog.models.bundle.read_manifest`.
     """
     from recog.models.zoo import is_ready_preset, preset_bundle
+    from recog.runtime.allocator import keep_freed_memory
 
+    keep_freed_memory()
     if not Path(path).exists() and is_ready_preset(str(path)):
         path = preset_bundle(str(path))
     manifest = read_manifest(path)
