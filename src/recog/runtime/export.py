@@ -96,7 +96,7 @@ def _held_out(calibration: str | Path, manifest: BundleManifest, limit: int) -> 
 
 
 def _record(path: Path, name: str, entry: dict[str, Any], *, add: str | None, remove: str | None) -> None:
-    manifest = read_manifest(path)
+    manifest = read_manifest(path, replacing=[f for f in (add, remove) if f])  # a re-export's file has new bytes
     exports = manifest.exports
     exports[name] = entry
     update_bundle(path, add_files=[add] if add else [],
