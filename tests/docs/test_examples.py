@@ -104,7 +104,7 @@ def _run(block: Block, cwd: Path, env: dict[str, str]) -> subprocess.CompletedPr
 
 @pytest.fixture(scope="module")
 def example_runs(request, example_env, tmp_path_factory):
-    """The selected examples started at once, WORKERS at a time, each in its own folder: ``{block.id: Future | Missing}``.
+    """The selected examples, WORKERS at a time, each in its own folder: ``{block.id: Future | Missing}``.
 
     An example is one single-threaded process that spends most of its time importing torch (and
     transformers for the tiny bundle), so running them side by side takes the wall time of the

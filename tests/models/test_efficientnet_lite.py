@@ -64,6 +64,24 @@ def test_linear_probe_trains_only_the_classifier():
     assert grads == {"classifier.weight", "classifier.bias"}
 
 
+def test_counting_parameters_on_the_meta_device_stays_cheap():
+    """The bundle checks build on the meta device: no weight init there, so torch._dynamo (2 s) is not imported."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch\n"
+            "from recog.models.efficientnet_lite import build_efficientnet_lite\n"
+            "with torch.device('meta'):\n"
+            "    m = build_efficientnet_lite('lite0')\n"
+            "assert m.classifier.weight.is_meta\n"
+            "print(sum(p.numel() for p in m.parameters()), 'torch._dynamo' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    count, dynamo = done.stdout.split()
+    assert int(count) == sum(p.numel() for p in build_efficientnet_lite("lite0").parameters())
+    assert dynamo == "False"
+
+
 def test_unknown_variant_lists_the_choices():
     with pytest.raises(ConfigError, match="lite0, lite1, lite2"):
         build_efficientnet_lite("lite7")

@@ -275,7 +275,7 @@ class EfficientNetLite(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        if self.classifier.weight.is_meta:  # only counted (recog.models.checks): and in-place init on meta costs 2 s of imports
+        if self.classifier.weight.is_meta:  # only counted (models.checks); init on meta imports torch._dynamo
             return
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
