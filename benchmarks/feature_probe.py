@@ -16,7 +16,7 @@ crop, cutting the ends of a tall garment) and ``letterbox`` (the whole photo, pa
 Data: ``../shared/data/clothing`` (10 classes, 40/15/15 per class, CC0). Features are cached under
 ``--cache`` (about 1-2 min per backbone and policy on 2 cores).
 
-Run: .venv/bin/python benchmarks/feature_probe.py [--models efficientnet-lite0,efficientnet-lite2]
+Run: .venv/bin/python benchmarks/feature_probe.py [--models efficientnet-lite0,efficientnet-lite1,efficientnet-lite2]
      [--policies shorter_crop,letterbox]
 """
 
@@ -76,7 +76,7 @@ def probe(f: dict[str, np.ndarray], C: float) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="efficientnet-lite0,efficientnet-lite2")
+    ap.add_argument("--models", default="efficientnet-lite0,efficientnet-lite1,efficientnet-lite2")
     ap.add_argument("--policies", default="shorter_crop,letterbox")
     ap.add_argument("--C", default="1,3,10")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/recog-feature-probe"))

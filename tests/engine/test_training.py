@@ -96,39 +96,30 @@ def test_progress_lines_go_to_train_log_and_to_a_redirected_stderr(digits_tree, 
 def test_pretrained_lite_presets_default_to_their_measured_transfer_options():
     from recog.models.registry import get_preset
 
-    measured = get_preset("efficientnet-lite0").transfer_defaults
-    assert measured["strategy"] == "linear"
     cfg = load_config({"data": "photos/"})  # the default model, pretrained
-    assert (cfg.strategy, cfg.lr) == (measured["strategy"], measured["lr"])
+    assert cfg.model == "efficientnet-lite1" and get_preset(cfg.model).transfer_defaults == {"strategy": "linear"}
+    assert (cfg.strategy, cfg.epochs) == ("linear", 1)  # the probe is fitted in one pass
     # the user's strategy brings its own learning rate; from scratch or another task: the plain defaults
     assert (load_config({"data": "p/", "strategy": "full"}).lr, load_config({"data": "p/", "strategy": "full"}).strategy) == (1e-3, "full")
     assert load_config({"data": "p/", "lr": 3e-3}).lr == 3e-3
     for other in ({"weights": "none"}, {"model": "resnet-tiny"}, {"task": "detect"}):
         assert load_config({"data": "p/", **other}).strategy == "full", other
+    for task in ("detect", "anomaly"):  # their backbone stays the one they were measured with
+        assert load_config({"data": "p/", "task": task}).model == "efficientnet-lite0"
 
 
-def test_identical_files_in_two_splits_are_reported_before_training(digits_tree, tmp_path):
+def test_identical_files_in_two_splits_are_reported_before_training(digits_tree, tmp_path, messages):
     import shutil
-
-    from recog.engine.callbacks import Reporter
 
     data = tmp_path / "leaky"
     shutil.copytree(digits_tree, data)
     leaked = next((data / "train" / "7").glob("*.png"))
     shutil.copy(leaked, data / "test" / "7" / "copy_of_train.png")
 
-    class Messages(Reporter):
-        def __init__(self):
-            self.seen = []
-
-        def message(self, text):
-            self.seen.append(text)
-
-    reporter = Messages()
-    train(load_config({"data": str(data), **FAST, "epochs": 1, "out": str(tmp_path / "run")}), reporter)
-    warning = [m for m in reporter.seen if "two splits" in m]
+    train(load_config({"data": str(data), **FAST, "epochs": 1, "out": str(tmp_path / "run")}), messages)
+    warning = [m for m in messages.seen if "two splits" in m]
     assert len(warning) == 1 and "1 image(s)" in warning[0] and "copy_of_train.png" in warning[0]
     assert "recog audit" in warning[0]
-    clean = Messages()
+    clean = type(messages)()
     train(load_config({"data": str(digits_tree), **FAST, "epochs": 1, "out": str(tmp_path / "clean")}), clean)
     assert not [m for m in clean.seen if "two splits" in m]

@@ -7,7 +7,7 @@ from typing import Callable
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from recog.engine.callbacks import Reporter
+from recog.engine.callbacks import Reporter, step_stats
 
 console = Console(stderr=True)
 
@@ -45,8 +45,7 @@ class RichReporter(Reporter):
         self.task = self.progress.add_task(f"epoch {epoch + 1}/{epochs}", total=steps, stats="")
 
     def step(self, loss: float, acc: float, images_per_s: float) -> None:
-        self.progress.update(self.task, advance=1,
-                             stats=f"loss {loss:.4f}{f' acc {acc:.3f}' if acc == acc else ''} {images_per_s:,.1f} img/s")
+        self.progress.update(self.task, advance=1, stats=step_stats(loss, acc, images_per_s))
 
     def epoch_end(self, row: dict[str, float], improved: bool) -> None:
         # other tasks report other figures (a detector: val_map50, no accuracy)

@@ -62,6 +62,13 @@ class Progress(Callback):
         self.reporter.epoch_end(row, improved)
 
 
+def step_stats(loss: float, acc: float, images_per_s: float) -> str:
+    """``loss 0.4123 acc 0.912 38.5 img/s``, leaving out what a step does not have (a probe's feature pass)."""
+    parts = [f"loss {loss:.4f}" if loss == loss else "", f"acc {acc:.3f}" if acc == acc else "",
+             f"{images_per_s:,.1f} img/s"]
+    return " ".join(p for p in parts if p)
+
+
 def format_row(row: dict[str, Any]) -> str:
     """One plain line for an epoch: ``epoch 3/10 train_loss 0.41 ... val_acc 0.97 (best)``."""
     parts = [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items() if k != "epoch"]
@@ -91,7 +98,7 @@ class LogLines(Callback):
         self.steps += 1
         if self.every and self.steps % self.every == 0 and self.steps < trainer.steps_per_epoch:
             self._write(f"epoch {trainer.epoch + 1}/{trainer.config.epochs} step {self.steps}/"
-                        f"{trainer.steps_per_epoch} loss {loss:.4f} acc {acc:.3f} {images_per_s:.0f} img/s")
+                        f"{trainer.steps_per_epoch} {step_stats(loss, acc, images_per_s)}")
 
     def on_epoch_end(self, trainer: "Trainer", row: dict[str, Any], improved: bool) -> None:
         self._write(f"epoch {row['epoch']}/{trainer.config.epochs} {format_row(row)}"

@@ -28,7 +28,10 @@ class TrainConfig:
         weights: ``pretrained``, ``none`` or a path; None = the preset's default.
         out: run folder (``config.yaml``, ``metrics.csv``, ``best/``, ``last/``).
         strategy: ``full`` fine-tune; ``linear`` probe (backbone frozen
-            throughout); ``staged`` (backbone frozen for ``freeze_epochs``, then
+            throughout; for classification the head is fitted once, to
+            convergence, on cached features, so ``epochs`` is 1 and ``lr``,
+            ``augment`` other than flips and ``label_smoothing`` do not
+            apply: :mod:`recog.engine.probe`); ``staged`` (backbone frozen for ``freeze_epochs``, then
             trained at ``lr * backbone_lr_mult``).
         balance: ``loss`` (class-weighted cross-entropy), ``sampler``
             (class-balanced sampling) or ``none``.
@@ -45,7 +48,7 @@ class TrainConfig:
 
     data: str
     task: str = "classify"
-    model: str = "efficientnet-lite0"
+    model: str = "efficientnet-lite1"
     weights: str | None = None
     out: str = "runs/train"
     epochs: int = 10
@@ -111,11 +114,13 @@ def load_config(values: dict[str, Any]) -> TrainConfig:
                               hint=did_you_mean(key, known, n=2) or f"known options: {', '.join(sorted(known))}")
     if "data" not in values or not values["data"]:
         raise ConfigError("training needs a dataset (data: DIR or CSV).")
-    if values.get("task"):  # the task's own defaults (a detector: epochs, batch size...), under the user's values
-        from recog.tasks import get_task
+    from recog.tasks import get_task
 
+    if values.get("task"):  # the task's own defaults (a detector: epochs, batch size...), under the user's values
         values = {**get_task(values["task"]).defaults, **values}
     values = {**_transfer_defaults(values), **values}
+    if values.get("strategy") == "linear" and get_task(values.get("task") or TrainConfig.task).linear_probe:
+        values = {**values, "epochs": 1}  # the probe is fitted in one pass (recog.engine.probe)
     try:
         return TrainConfig(**values)
     except TypeError as exc:

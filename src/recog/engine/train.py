@@ -237,7 +237,7 @@ def resume(run_dir: str | Path, reporter: Reporter | None = None, *, epochs: int
                           hint="pass the run folder given as --out to `recog train`")
     config = load_config(read_yaml(run_dir / "config.yaml"))
     if epochs is not None:
-        config = replace(config, epochs=epochs)
+        config = load_config({**config.to_dict(), "epochs": epochs})  # a linear probe stays one epoch
         write_yaml(run_dir / "config.yaml", config)
     rep = reporter or Reporter()
     manifest = read_manifest(last)
@@ -248,5 +248,6 @@ def resume(run_dir: str | Path, reporter: Reporter | None = None, *, epochs: int
         rep.message("warning: the dataset changed since this run started")
     run.trainer.load_state(load_state(last))
     if run.trainer.epoch >= config.epochs:
-        rep.message(f"run already completed {run.trainer.epoch} epochs; pass --epochs N to train longer")
+        rep.message("a linear probe is fitted in one pass: nothing left to train" if run.trainer.probing else
+                    f"run already completed {run.trainer.epoch} epochs; pass --epochs N to train longer")
     return _run(run)

@@ -86,7 +86,10 @@ class Trainer:
             [{"params": self.head_params, "lr": config.lr, "base_lr": config.lr},
              {"params": self.backbone_params, "lr": backbone_lr, "base_lr": backbone_lr}],
             weight_decay=config.weight_decay)
-        self.steps_per_epoch = max(1, len(train_data) // config.batch_size)
+        #: ``--strategy linear`` on a task whose head reads one feature vector: fitted on cached features
+        self.probing = config.strategy == "linear" and task.linear_probe
+        self.steps_per_epoch = (max(1, len(train_data) // config.batch_size) if not self.probing
+                                else -(-len(train_data) // config.batch_size) * (2 if self._mirror else 1))
         self.total_steps = self.steps_per_epoch * config.epochs
         self.warmup_steps = int(round(config.warmup_epochs * self.steps_per_epoch))
         self.step = 0
@@ -144,9 +147,42 @@ class Trainer:
                 if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m not in head_modules:
                     m.eval()
 
+    @property
+    def _mirror(self) -> bool:
+        """Whether the probe also reads each training image's mirror image (flips allowed and augmenting)."""
+        return self.config.hflip and self.config.augment != "none"
+
+    def probe_epoch(self) -> dict[str, float]:
+        """The whole of a linear probe (:mod:`recog.engine.probe`): the frozen backbone's features of the
+        training images once, then the head fitted to convergence on them."""
+        from recog.engine.probe import fit_head, head_inputs
+
+        for cb in self.callbacks:
+            cb.on_epoch_start(self, 0)
+        t0 = time.perf_counter()
+        seen = 0
+
+        def on_batch(n: int) -> None:
+            nonlocal seen
+            seen += n
+            for cb in self.callbacks:
+                cb.on_step(self, float("nan"), float("nan"), seen / (time.perf_counter() - t0))
+
+        head = self.task.head(self.model)
+        x, y = head_inputs(self.model, head, self.train_data.batches(self.config.batch_size),
+                           lambda images: self.task.inputs(self._images(images), None, train=False)[0],
+                           self.task.forward, mirror=self._mirror, on_batch=on_batch)
+        fitted = fit_head(head, x, y.to(self.device), self.task.probe_loss)
+        self.step += self.steps_per_epoch
+        secs = time.perf_counter() - t0
+        return {"train_loss": fitted["loss"], "train_acc": fitted["acc"], "images_per_s": seen / max(secs, 1e-9),
+                "seconds": secs}
+
     def train_epoch(self, epoch: int) -> dict[str, float]:
         import torch
 
+        if self.probing:
+            return self.probe_epoch()
         self._freeze(self.backbone_frozen(epoch))
         n = len(self.train_data)
         order = (self.rng.choice(n, size=n, replace=True, p=self.sample_p) if self.sample_p is not None

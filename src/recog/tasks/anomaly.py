@@ -72,6 +72,8 @@ class Anomaly(Task):
     trains_by_gradient = False
     #: int8 export quantizes the backbone's convolutions only: the nearest-bank search stays float (exact).
     int8_op_types = ["Conv"]
+    #: the backbone the defaults were measured with (docs/anomaly.md)
+    defaults = {"model": "efficientnet-lite0"}
 
     def build(self, source: str, labels: Sequence[str], *, weights: str | None = None,
               image_size: int | None = None):

@@ -98,6 +98,9 @@ class Task(ABC):
     trains_by_gradient: ClassVar[bool] = True
     #: fewest classes a training set may have (a detector of one kind of object is common).
     min_labels: ClassVar[int] = 2
+    #: True when the head reads one feature vector and :meth:`probe_loss` is its loss: ``--strategy linear``
+    #: then fits the head once on cached features (:mod:`recog.engine.probe`) instead of training by epochs.
+    linear_probe: ClassVar[bool] = False
     #: training options whose default differs for this task (applied by ``load_config`` under the user's).
     defaults: ClassVar[dict[str, Any]] = {}
 
@@ -151,6 +154,10 @@ class Task(ABC):
     def loss(self, model: "torch.nn.Module", x: "torch.Tensor", target: Any) -> dict[str, "torch.Tensor"]:
         """``{"loss": scalar, "output": raw output}`` for one training batch."""
         raise ConfigError(f"the {self.name} task cannot be trained.")
+
+    def probe_loss(self, logits: "torch.Tensor", target: "torch.Tensor") -> "torch.Tensor":
+        """The loss a linear probe minimises on the head's outputs (tasks with ``linear_probe``)."""
+        raise ConfigError(f"the {self.name} task has no linear probe.", hint="use --strategy full or staged")
 
     @abstractmethod
     def metric(self, *, keep_outputs: bool = False) -> Metric:

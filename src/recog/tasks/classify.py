@@ -91,6 +91,7 @@ class Classify(Task):
     result = Classification
     output = "logits"
     monitor = "acc"
+    linear_probe = True
 
     def build(self, source: str, labels: Sequence[str], *, weights: str | None = None,
               image_size: int | None = None):
@@ -176,7 +177,7 @@ class Classify(Task):
         self.label_smoothing = config.label_smoothing
         self.input_stats = _input_stats(getattr(self, "_train_paths", None))
         self.class_weight = None
-        if config.balance == "loss":
+        if config.balance == "loss" or (config.balance == "sampler" and config.strategy == "linear"):
             counts = np.bincount(targets, minlength=len(labels)).astype(np.float64)
             w = counts.sum() / (len(labels) * np.maximum(counts, 1))
             self.class_weight = torch.tensor(w, dtype=torch.float32, device=device)
@@ -193,6 +194,12 @@ class Classify(Task):
         loss = mixed_cross_entropy(logits.float(), target, weight=self.class_weight,
                                    label_smoothing=self.label_smoothing)
         return {"loss": loss, "output": logits}
+
+    def probe_loss(self, logits: "torch.Tensor", target: "torch.Tensor") -> "torch.Tensor":
+        """Plain cross-entropy (class-weighted with ``--balance``): the probe's scores are calibrated after."""
+        import torch.nn.functional as F
+
+        return F.cross_entropy(logits.float(), target, weight=self.class_weight)
 
     def metric(self, *, keep_outputs: bool = False) -> AccuracyMetric:
         return AccuracyMetric(keep_outputs=keep_outputs)

@@ -56,8 +56,8 @@ class Detect(Task):
     #: one tensor, and one int8 scale for both would erase the scores.
     int8_op_types = ["Conv"]
     #: training defaults where detection differs from classification (flags and --config override them).
-    defaults = {"epochs": 14, "batch_size": 8, "lr": 1e-3, "warmup_epochs": 1.0, "grad_clip": 10.0,
-                "label_smoothing": 0.0}
+    defaults = {"model": "efficientnet-lite0", "epochs": 14, "batch_size": 8, "lr": 1e-3, "warmup_epochs": 1.0,
+                "grad_clip": 10.0, "label_smoothing": 0.0}
 
     # ------------------------------------------------------------------ model
     def build(self, source: str, labels: Sequence[str], *, weights: str | None = None,
