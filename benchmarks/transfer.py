@@ -10,7 +10,11 @@ wall time) and writes ``--json``.
 The peer figure, measured by the issue on this data: logistic regression on
 EfficientNet-Lite0's pooled features reaches 80.6% on the test split.
 
-Run: .venv/bin/python benchmarks/transfer.py [--only default,linear] [--json out.json]
+``--pairs``: the check the defaults face on photo sets we do not have (two classes, where a plain
+linear probe on these weights is the bar): the default run on two-class subsets of the same data, beside
+scikit-learn's logistic regression on Lite0's pooled features (``feature_probe.py``'s, C = 1).
+
+Run: .venv/bin/python benchmarks/transfer.py [--only default,linear] [--pairs] [--json out.json]
 """
 
 from __future__ import annotations
@@ -46,15 +50,50 @@ def run(name: str, options: dict, out: Path, data: Path) -> dict:
             "train_seconds": round(seconds, 1), "epochs_run": result.epochs_run}
 
 
+PAIRS = (("shirt", "t-shirt"), ("longsleeve", "outwear"), ("pants", "shorts"), ("dress", "skirt"))
+
+
+def pairs(out: Path, data: Path) -> list[dict]:
+    """The default run on each two-class subset vs scikit-learn's probe on Lite0 features."""
+    import shutil
+
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from feature_probe import features
+
+    f = features("efficientnet-lite0", "shorter_crop", out / "features")
+    rows = []
+    for pair in PAIRS:
+        tree = out / "-".join(pair)
+        for split in ("train", "validation", "test"):
+            for label in pair:
+                shutil.copytree(data / split / label, tree / split / label)
+        row = run(tree.name, {}, out / "runs", tree)
+        keep = {s: np.isin(f[f"{s}_y"], pair) for s in ("train", "test")}
+        x = np.concatenate([f["train_v"][keep["train"]], f["train_vf"][keep["train"]]])
+        probe = LogisticRegression(C=1.0, max_iter=5000).fit(x, np.tile(f["train_y"][keep["train"]], 2))
+        peer = float((probe.predict(f["test_v"][keep["test"]]) == f["test_y"][keep["test"]]).mean())
+        rows.append({**row, "variant": " vs ".join(pair), "peer_test_accuracy": round(peer, 4)})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--only", default=",".join(VARIANTS), help="comma-separated variants")
+    ap.add_argument("--pairs", action="store_true", help="two-class subsets vs a plain linear probe")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.only.split(","):
+        if args.pairs:
+            rows = pairs(Path(tmp), args.data)
+            for row in rows:
+                print(f"{row['variant']:22s} default {100 * row['test_accuracy']:.1f}%  "
+                      f"plain probe on Lite0 {100 * row['peer_test_accuracy']:.1f}%  training {row['train_seconds']:.0f} s")
+            args.only = ""
+        for name in filter(None, args.only.split(",")):
             row = run(name, VARIANTS[name], Path(tmp), args.data)
             rows.append(row)
             print(f"{name:12s} test accuracy {100 * row['test_accuracy']:.1f}%  training {row['train_seconds']:.0f} s"
