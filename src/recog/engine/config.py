@@ -31,8 +31,8 @@ class TrainConfig:
             throughout; for classification the head is fitted once, to
             convergence, on cached features, so ``epochs`` is 1 and ``lr``,
             ``augment`` other than flips and ``label_smoothing`` do not
-            apply: :mod:`recog.engine.probe`); ``staged`` (backbone frozen for ``freeze_epochs``, then
-            trained at ``lr * backbone_lr_mult``).
+            apply: :mod:`recog.engine.probe`); ``staged`` (backbone frozen
+            for ``freeze_epochs``, then trained at ``lr * backbone_lr_mult``).
         balance: ``loss`` (class-weighted cross-entropy), ``sampler``
             (class-balanced sampling) or ``none``.
         warmup_epochs: linear warm-up length before the cosine decay.

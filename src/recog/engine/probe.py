@@ -13,12 +13,11 @@ any backbone.
 Measured on ../shared/data/clothing (benchmarks/transfer.py, 10 classes, 400
 training photos): this fit reaches the accuracy of scikit-learn's probe on the
 same features (EfficientNet-Lite1: test 86.1 %), where ten epochs of AdamW on
-augmented batches stayed at 80.6 %, in a third of the time.
+augmented batches stayed at 80.6 %, in a quarter of the time (54 s vs 229 s).
 """
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -61,10 +60,9 @@ def head_inputs(model: "torch.nn.Module", head: "torch.nn.Module", batches: Any,
 def fit_head(head: "torch.nn.Module", x: "torch.Tensor", y: "torch.Tensor",
              loss: Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"], *, c: float = C) -> dict[str, float]:
     """Fit ``head`` (its weights and biases) on cached inputs ``x`` to minimise ``loss`` plus the L2 penalty
-    on its weight matrices; returns the final loss, training accuracy and seconds."""
+    on its weight matrices; returns the final loss and training accuracy."""
     import torch
 
-    start = time.perf_counter()
     x, y = x.to(next(head.parameters()).device), y.to(next(head.parameters()).device)
     params = [p for p in head.parameters() if p.requires_grad]
     scale = float(x.pow(2).sum(1).mean()) / (2 * c * len(x))
@@ -84,4 +82,4 @@ def fit_head(head: "torch.nn.Module", x: "torch.Tensor", y: "torch.Tensor",
         logits = head(x)
         final = float(loss(logits, y))
         acc = float((logits.argmax(1) == y).float().mean())
-    return {"loss": final, "acc": acc, "seconds": time.perf_counter() - start}
+    return {"loss": final, "acc": acc}

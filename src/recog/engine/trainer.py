@@ -172,7 +172,7 @@ class Trainer:
         x, y = head_inputs(self.model, head, self.train_data.batches(self.config.batch_size),
                            lambda images: self.task.inputs(self._images(images), None, train=False)[0],
                            self.task.forward, mirror=self._mirror, on_batch=on_batch)
-        fitted = fit_head(head, x, y.to(self.device), self.task.probe_loss)
+        fitted = fit_head(head, x, y, self.task.probe_loss)
         self.step += self.steps_per_epoch
         secs = time.perf_counter() - t0
         return {"train_loss": fitted["loss"], "train_acc": fitted["acc"], "images_per_s": seen / max(secs, 1e-9),
