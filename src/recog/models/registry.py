@@ -148,8 +148,8 @@ def _hog_linear(num_classes: int) -> Any:
 
 
 #: Measured on ../shared/data/clothing (benchmarks/transfer.py, same seed, test split): a linear probe
-#: fitted on cached features (recog.engine.probe), 86.1 % in 54 s on Lite1, beats staged training (82.6 %)
-#: and full fine-tuning (78.5 %, which overfits 400 photos) at 7-9x their time.
+#: fitted on cached features (recog.engine.probe), 86.1 % in 54 s on Lite1, beats staged training (82.6 %,
+#: 379 s) and full fine-tuning (78.5 %, 476 s; it overfits 400 photos).
 _LITE_TRANSFER: dict[str, Any] = {"strategy": "linear"}
 
 
