@@ -35,6 +35,21 @@ def test_the_probe_fits_what_scikit_learns_logistic_regression_fits():
     assert fitted["acc"] == pytest.approx(reference.score(x / 3.0, y), abs=0.005)
 
 
+def test_head_inputs_are_what_the_head_sees_for_each_image_and_its_mirror():
+    from recog.engine.probe import head_inputs
+
+    model = torch.nn.Sequential(torch.nn.Flatten(1), torch.nn.Linear(12, 3))  # the head reads the pixels
+    images = np.arange(2 * 2 * 2 * 3, dtype=np.uint8).reshape(2, 2, 2, 3)  # NHWC, two 2x2 images
+    prepare = lambda batch: torch.from_numpy(batch).permute(0, 3, 1, 2).float()  # noqa: E731
+    told = []
+    x, y = head_inputs(model, model[1], [(images, np.array([0, 2]))], prepare, lambda m, v: m(v),
+                       mirror=True, on_batch=told.append)
+    nchw = prepare(images)
+    assert torch.equal(x, torch.cat([nchw.flatten(1), nchw.flip(3).flatten(1)]))
+    assert y.tolist() == [0, 2, 0, 2] and told == [2, 2]
+    assert not model[1]._forward_pre_hooks  # the hook is gone afterwards
+
+
 def test_a_probe_run_is_one_pass_over_each_image_and_its_mirror(digits_tree, tmp_path, messages):
     from recog.engine.train import Reporter, prepare, resume, train
 
