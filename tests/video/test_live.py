@@ -185,7 +185,11 @@ def test_the_page_shows_the_live_stream(tiny_bundle, tmp_path):
             expect(page.locator("#live-info")).to_have_text(re.compile(r"door: ([3-9]\d*|\d{2,}) frames"),
                                                             timeout=15_000)
             assert page.locator("#drop").is_hidden() and page.locator("#error").is_hidden()
-            width = page.evaluate("document.getElementById('live-frame').naturalWidth")
+            deadline = time.monotonic() + 15  # a new blob src decodes a moment after it is set: poll
+            while (width := page.evaluate("document.getElementById('live-frame').naturalWidth")) == 0:
+                if time.monotonic() > deadline:
+                    break
+                page.wait_for_timeout(100)
             page.select_option("#mode", "classify")                # leaving the mode stops reading the stream
             assert page.locator("#drop").is_visible()
             browser.close()
